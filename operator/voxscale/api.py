@@ -1,0 +1,404 @@
+"""The SpeechCluster API (spec and status) as pydantic models: the one source of truth.
+
+The CRD in `crds/` is generated from these models (`voxscale crd`), so every bound, default,
+enum and CEL rule lives here, next to the field it constrains.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+# DNS-1035 label: what Kubernetes accepts as a Service name. Shard objects are named
+# `<cluster>-<shard>`, so a shard name is kept short enough that the pair stays ≤ 63.
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# A Kubernetes label value (region, zone and language values become labels and PromQL matchers).
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+# Go-style durations limited to whole units, e.g. "90s", "15m", "24h", "7d", "1h30m".
+DURATION = r"^([0-9]{1,6}(s|m|h|d))+$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
+
+ShortName = Annotated[str, Field(min_length=1, max_length=20, pattern=DNS_LABEL)]
+LabelValue = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)]
+Duration = Annotated[str, Field(min_length=2, max_length=16, pattern=DURATION)]
+Text = Annotated[str, Field(max_length=1024)]
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """'1h30m' -> 5400. The pattern above has already rejected anything else."""
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in re.findall(r"([0-9]+)([smhd])", text))
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error, not a surprise."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# ---------------------------------------------------------------------------- spec: model
+
+
+class ModelSpec(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_][-A-Za-z0-9_.]*$")]
+    """Triton model name, as in the model repository and in Triton's metric labels."""
+    repository: Annotated[str, Field(min_length=1, max_length=512)] = "/models"
+    """Model repository path (or s3://, gs://, as://) that Triton loads from."""
+    version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    """Declared time from pod start to model loaded; the learned warm-up never goes below it."""
+
+
+# ---------------------------------------------------------------------------- spec: worker
+
+
+class Toleration(_Model):
+    key: Annotated[str, Field(max_length=253)] | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: Annotated[str, Field(max_length=63)] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: Annotated[int, Field(ge=0)] | None = None
+
+
+class Resources(_Model):
+    requests: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=32, pattern=QUANTITY)]],
+        Field(max_length=16),
+    ] = Field(default_factory=lambda: {"cpu": "4", "memory": "16Gi"})
+    limits: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=32, pattern=QUANTITY)]],
+        Field(max_length=16),
+    ] = Field(default_factory=lambda: {"memory": "16Gi"})
+
+
+class WorkerSpec(_Model):
+    image: Annotated[str, Field(min_length=1, max_length=512)] = (
+        "nvcr.io/nvidia/tritonserver:24.08-py3"
+    )
+    gpus: Annotated[int, Field(ge=0, le=16)] = 1
+    resources: Resources = Field(default_factory=Resources)
+    node_selector: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]],
+        Field(max_length=16),
+    ] = Field(default_factory=dict)
+    tolerations: Annotated[list[Toleration], Field(max_length=16)] = Field(default_factory=list)
+    priority_class_name: Annotated[str, Field(max_length=253, pattern=DNS_LABEL)] | None = None
+
+
+# ---------------------------------------------------------------------------- spec: batching
+
+
+class BatchingSpec(_Model):
+    """Triton dynamic batching, rendered into the model's config.pbtxt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.preferredBatchSizes) || "
+                    "self.preferredBatchSizes.all(b, b <= self.maxBatchSize)",
+                    "message": "every preferredBatchSizes entry must be <= maxBatchSize",
+                }
+            ]
+        }
+    )
+
+    max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    preferred_batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(max_length=8)] = (
+        Field(default_factory=lambda: [8, 16])
+    )
+    max_queue_delay_microseconds: Annotated[int, Field(ge=0, le=10_000_000)] = 5000
+    instance_count: Annotated[int, Field(ge=1, le=16)] = 1
+    queue_timeout_microseconds: Annotated[int, Field(ge=0, le=600_000_000)] = 0
+    """0 = requests wait in Triton's queue without a deadline."""
+
+    @model_validator(mode="after")
+    def _preferred_fit_max(self) -> BatchingSpec:
+        too_big = [b for b in self.preferred_batch_sizes if b > self.max_batch_size]
+        if too_big:
+            raise ValueError(f"preferredBatchSizes {too_big} exceed maxBatchSize {self.max_batch_size}")
+        return self
+
+
+# ---------------------------------------------------------------------------- spec: slo, capacity
+
+Percentile = Literal["p50", "p90", "p95", "p99"]
+
+
+class SLOSpec(_Model):
+    percentile: Percentile = "p95"
+    latency_ms: Annotated[float, Field(gt=0, le=600_000)] = 500.0
+
+    @property
+    def quantile(self) -> float:
+        """'p95' -> 0.95 (the PromQL histogram_quantile argument)."""
+        return int(self.percentile[1:]) / 100
+
+
+class CapacitySpec(_Model):
+    requests_per_second_per_replica: Annotated[float, Field(gt=0, le=1_000_000)] = 20.0
+    """What one replica sustains at the SLO (from the worker's measured capacity profile)."""
+    target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.7
+
+
+# ---------------------------------------------------------------------------- spec: scaling
+
+
+class ForecastSpec(_Model):
+    enabled: bool = True
+    method: Literal["holt-winters", "seasonal-naive"] = "holt-winters"
+    seasonality: Duration = "24h"
+    """The daily period; weekly seasonality (7x) is added where the history covers two weeks."""
+    history: Duration = "7d"
+    resolution: Duration = "1m"
+    """Step of the history series the model is fitted on."""
+    refit_every: Duration = "1h"
+    quantile: Annotated[float, Field(ge=0.5, le=0.999)] = 0.9
+    """Upper bound of the prediction interval used for the predictive term."""
+
+
+class ReactiveSpec(_Model):
+    tolerance: Annotated[float, Field(ge=0, le=1)] = 0.1
+    panic_threshold: Annotated[float, Field(ge=1, le=100)] = 2.0
+    panic_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 6
+    stable_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+
+
+class ScaleUpSpec(_Model):
+    max_percent: Annotated[int, Field(ge=1, le=10_000)] = 100
+    max_pods: Annotated[int, Field(ge=1, le=10_000)] = 4
+    period_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+
+
+class ScaleDownSpec(_Model):
+    stabilization_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
+    max_percent: Annotated[int, Field(ge=1, le=100)] = 50
+    drain_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+
+
+class FallbackSpec(_Model):
+    failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    replicas: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    """Floor of the last fallback step; unset = hold the current count."""
+
+
+_MIN_LE_MAX = {
+    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+    "message": "minReplicas must be <= maxReplicas",
+}
+
+
+class ScalingSpec(_Model):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_MIN_LE_MAX]})
+
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    min_replicas: Annotated[int, Field(ge=0, le=10_000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=10_000)] = 50
+    forecast: ForecastSpec = Field(default_factory=ForecastSpec)
+    reactive: ReactiveSpec = Field(default_factory=ReactiveSpec)
+    scale_up: ScaleUpSpec = Field(default_factory=ScaleUpSpec)
+    scale_down: ScaleDownSpec = Field(default_factory=ScaleDownSpec)
+    fallback: FallbackSpec = Field(default_factory=FallbackSpec)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ScalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas {self.min_replicas} > maxReplicas {self.max_replicas}")
+        return self
+
+
+# ---------------------------------------------------------------------------- spec: shards
+
+
+class ShardSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _MIN_LE_MAX,
+                {
+                    "rule": "self.region == oldSelf.region",
+                    "message": "a shard's region is immutable: add a new shard and remove this one",
+                },
+            ]
+        }
+    )
+
+    name: ShortName
+    region: LabelValue
+    zones: Annotated[list[LabelValue], Field(max_length=8)] = Field(default_factory=list)
+    languages: Annotated[
+        list[Annotated[str, Field(min_length=2, max_length=16, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]],
+        Field(min_length=1, max_length=32),
+    ]
+    min_replicas: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    max_replicas: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ShardSpec:
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError(
+                f"shard {self.name}: minReplicas {self.min_replicas} > maxReplicas {self.max_replicas}"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------- spec: prometheus
+
+
+class SecretKeyRef(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    key: Annotated[str, Field(min_length=1, max_length=253)] = "token"
+
+
+class QueryTemplates(_Model):
+    """PromQL overrides. Placeholders: {selector} (the shard's escaped label matchers, always
+    including the operator's namespace), {window}, {quantile}, {model}."""
+
+    rate: Annotated[str, Field(max_length=2048)] | None = None
+    latency: Annotated[str, Field(max_length=2048)] | None = None
+    queue: Annotated[str, Field(max_length=2048)] | None = None
+    batch_efficiency: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class PrometheusSpec(_Model):
+    url: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^https?://[^\s]+$")] = (
+        "http://prometheus-operated.monitoring.svc:9090"
+    )
+    bearer_token_secret_ref: SecretKeyRef | None = None
+    insecure_skip_verify: bool = False
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    queries: QueryTemplates = Field(default_factory=QueryTemplates)
+
+
+# ---------------------------------------------------------------------------- spec
+
+
+class SpeechClusterSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.shards.all(s, self.shards.exists_one(t, t.name == s.name))",
+                    "message": "shard names must be unique",
+                },
+                {
+                    "rule": "size(self.shards) >= 1",
+                    "message": "at least one shard is required",
+                },
+            ]
+        }
+    )
+
+    model: ModelSpec
+    worker: WorkerSpec = Field(default_factory=WorkerSpec)
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    slo: SLOSpec = Field(default_factory=SLOSpec)
+    capacity: CapacitySpec = Field(default_factory=CapacitySpec)
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec)
+    shards: Annotated[list[ShardSpec], Field(min_length=1, max_length=32)]
+    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
+
+    @field_validator("shards")
+    @classmethod
+    def _unique_shards(cls, shards: list[ShardSpec]) -> list[ShardSpec]:
+        names = [s.name for s in shards]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"shard names must be unique; repeated: {', '.join(dupes)}")
+        return shards
+
+    def shard(self, name: str) -> ShardSpec:
+        for s in self.shards:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def bounds(self, shard: ShardSpec) -> tuple[int, int]:
+        """A shard's [min, max]: its own where set, else the cluster-wide scaling bounds."""
+        low = shard.min_replicas if shard.min_replicas is not None else self.scaling.min_replicas
+        high = shard.max_replicas if shard.max_replicas is not None else self.scaling.max_replicas
+        return low, max(low, high)
+
+
+# ---------------------------------------------------------------------------- status
+
+Mode = Literal["stable", "panic", "hold", "fallback"]
+Term = Literal["predictive", "reactive", "floor", "ceiling", "hold", "fallback", "current"]
+
+
+class Condition(_Model):
+    type: Annotated[str, Field(max_length=64)]
+    status: Literal["True", "False", "Unknown"]
+    reason: Annotated[str, Field(max_length=64)]
+    message: Text = ""
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class Recommendation(_Model):
+    """One past recommendation, kept for the scale-down stabilization window."""
+
+    at: float
+    replicas: int
+
+
+class ScalerState(_Model):
+    """Everything decide() needs from previous ticks; stored in status so a restart resumes."""
+
+    recommendations: Annotated[list[Recommendation], Field(max_length=2000)] = Field(
+        default_factory=list
+    )
+    panic_until: float | None = None
+    panic_since: float | None = None
+    failures: Annotated[int, Field(ge=0)] = 0
+    last_scale_up_at: float | None = None
+    last_scale_down_at: float | None = None
+    last_replicas: Annotated[int, Field(ge=0)] | None = None
+    warmup_samples: Annotated[list[float], Field(max_length=64)] = Field(default_factory=list)
+    """Recent pod created->Ready durations in seconds, newest last."""
+
+
+class ShardStatus(_Model):
+    name: ShortName
+    replicas: int = 0
+    ready_replicas: int = 0
+    warming_replicas: int = 0
+    pending_replicas: int = 0
+    observed_rate: float | None = None
+    observed_latency_ms: float | None = None
+    forecast_rate: float | None = None
+    horizon_seconds: float | None = None
+    learned_warmup_seconds: float | None = None
+    mode: Mode = "hold"
+    winning_term: Term = "current"
+    reasons: Annotated[list[Text], Field(max_length=16)] = Field(default_factory=list)
+    last_scale_time: datetime | None = None
+    scaler_state: ScalerState = Field(default_factory=ScalerState)
+
+
+class SpeechClusterStatus(_Model):
+    observed_generation: int | None = None
+    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(default_factory=list)
+    shards: Annotated[list[ShardStatus], Field(max_length=32)] = Field(default_factory=list)
+    # Cluster-wide roll-ups for `kubectl get sc` printer columns.
+    shard_count: int = 0
+    desired_replicas: int = 0
+    ready_replicas: int = 0
+    worst_latency_ms: float | None = None
+    mode: Mode | None = None
+
+
+def parse_spec(spec: dict[str, Any]) -> SpeechClusterSpec:
+    """Validate a manifest's `.spec` (raises pydantic.ValidationError with field paths)."""
+    return SpeechClusterSpec.model_validate(spec)

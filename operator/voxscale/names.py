@@ -1,0 +1,90 @@
+"""Every name, label, annotation key and field manager the operator writes or reads."""
+
+from __future__ import annotations
+
+GROUP = "voxscale.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "SpeechCluster"
+PLURAL = "speechclusters"
+SINGULAR = "speechcluster"
+SHORT_NAME = "sc"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+FIELD_MANAGER = "voxscale"
+OPERATOR_NAME = "voxscale-operator"
+
+# Standard Kubernetes recommended labels, plus our own keys for selection.
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_CLUSTER = f"{GROUP}/cluster"
+LABEL_SHARD = f"{GROUP}/shard"
+LABEL_REGION = f"{GROUP}/region"
+LABEL_MODEL = f"{GROUP}/model"
+WORKER_APP = "triton-worker"
+COMPONENT_WORKER = "worker"
+
+ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
+ANNOTATION_WARMUP_SECONDS = f"{GROUP}/warmup-seconds"
+ANNOTATION_LANGUAGES = f"{GROUP}/languages"
+
+TOPOLOGY_REGION = "topology.kubernetes.io/region"
+TOPOLOGY_ZONE = "topology.kubernetes.io/zone"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+# Triton's default ports; the Service and the Prometheus scrape use the names.
+PORT_HTTP = 8000
+PORT_GRPC = 8001
+PORT_METRICS = 8002
+PORT_NAME_HTTP = "http"
+PORT_NAME_GRPC = "grpc"
+PORT_NAME_METRICS = "metrics"
+
+CONTAINER_NAME = "triton"
+CONFIG_VOLUME = "model-config"
+SHM_VOLUME = "dshm"
+MODEL_VOLUME = "model-repository"
+MODEL_CONFIG_FILE = "config.pbtxt"
+
+# Condition types on SpeechCluster status.
+CONDITION_READY = "Ready"
+CONDITION_METRICS_AVAILABLE = "MetricsAvailable"
+CONDITION_DEGRADED = "Degraded"
+
+# Event reasons (documented in docs/runbook.md).
+REASON_SCALED_UP = "ScaledUp"
+REASON_SCALED_DOWN = "ScaledDown"
+REASON_INVALID_SPEC = "InvalidSpec"
+REASON_RECONCILED = "Reconciled"
+REASON_SHARD_REMOVED = "ShardRemoved"
+REASON_METRICS_UNAVAILABLE = "MetricsUnavailable"
+REASON_FALLBACK = "FallbackActive"
+REASON_DRIFT_CORRECTED = "DriftCorrected"
+REASON_HPA_CONFLICT = "HPAConflict"
+REASON_PODS_PENDING = "PodsPending"
+
+
+def shard_resource_name(cluster: str, shard: str) -> str:
+    """Name of every per-shard child object: `<cluster>-<shard>` (DNS-1035 label, ≤ 63)."""
+    return f"{cluster}-{shard}"
+
+
+def selector_labels(cluster: str, shard: str) -> dict[str, str]:
+    """The immutable pod selector of a shard's Deployment, Service and PDB."""
+    return {LABEL_CLUSTER: cluster, LABEL_SHARD: shard}
+
+
+def common_labels(cluster: str, shard: str, region: str, model: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: WORKER_APP,
+        LABEL_INSTANCE: cluster,
+        LABEL_COMPONENT: COMPONENT_WORKER,
+        LABEL_MANAGED_BY: FIELD_MANAGER,
+        LABEL_CLUSTER: cluster,
+        LABEL_SHARD: shard,
+        LABEL_REGION: region,
+        LABEL_MODEL: model,
+    }
