@@ -88,3 +88,18 @@ def common_labels(cluster: str, shard: str, region: str, model: str) -> dict[str
         LABEL_REGION: region,
         LABEL_MODEL: model,
     }
+
+# Prometheus label names on scraped Triton series. The scrape config (Helm chart, e2e, demo)
+# relabels the pod's labels into these, so the operator's queries can select one shard.
+PROM_LABEL_NAMESPACE = "namespace"
+PROM_LABEL_POD = "pod"
+PROM_LABEL_CLUSTER = "voxscale_cluster"
+PROM_LABEL_SHARD = "voxscale_shard"
+PROM_LABEL_MODEL = "model"  # Triton's own label on nv_inference_* series
+
+# Triton flags the rendered Deployment passes so the default queries have what they read:
+# per-request latency summaries with the SLO quantiles (Triton >= 23.10, `--metrics-config`).
+TRITON_METRICS_CONFIG = (
+    "summary_latencies=true",
+    "summary_quantiles=0.5:0.05,0.9:0.01,0.95:0.001,0.99:0.001",
+)
