@@ -52,6 +52,8 @@ class ModelSpec(_Model):
     repository: Annotated[str, Field(min_length=1, max_length=512)] = "/models"
     """Model repository path (or s3://, gs://, as://) that Triton loads from."""
     version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    backend: Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_]*$")] | None = None
+    """Triton backend (python, onnxruntime, tensorrt, pytorch ...); unset lets Triton infer it."""
     warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
     """Declared time from pod start to model loaded; the learned warm-up never goes below it."""
 

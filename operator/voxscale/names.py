@@ -12,6 +12,9 @@ SHORT_NAME = "sc"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
 FIELD_MANAGER = "voxscale"
+# spec.replicas of shard Deployments is applied by a manager of its own: the rendered objects
+# never carry replicas, so re-applying them can't reset a scale, and the scaler owns exactly one field.
+FIELD_MANAGER_SCALER = "voxscale-scaler"
 OPERATOR_NAME = "voxscale-operator"
 
 # Standard Kubernetes recommended labels, plus our own keys for selection.

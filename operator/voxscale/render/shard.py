@@ -1,0 +1,22 @@
+"""All objects of one shard, in the order they should be applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voxscale.api import ShardSpec, SpeechClusterSpec
+from voxscale.render.common import Owner
+from voxscale.render.configmap import render_configmap
+from voxscale.render.deployment import render_deployment
+from voxscale.render.pdb import render_pdb
+from voxscale.render.service import render_service
+
+
+def render_shard(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> list[dict[str, Any]]:
+    """ConfigMap first: the Deployment's pods mount it."""
+    return [
+        render_configmap(owner, spec, shard),
+        render_service(owner, spec, shard),
+        render_pdb(owner, spec, shard),
+        render_deployment(owner, spec, shard),
+    ]
