@@ -80,15 +80,13 @@ def _unix_seconds(column: pd.Series) -> FloatArray:
     return np.asarray(delta, dtype=np.float64)
 
 
-def _interval_rate(
-    times: FloatArray, counts: FloatArray, interval: float, step: float
-) -> History:
+def _interval_rate(times: FloatArray, counts: FloatArray, interval: float, step: float) -> History:
     """Native rate = count / interval; coarser steps average the intervals present in them."""
     native = counts / interval
     start = float(times[0])
     if step < interval:
         # Finer than the data: the rate is constant within an interval, so repeat it.
-        n = int(math.floor((times[-1] + interval - start) / step))
+        n = math.floor((times[-1] + interval - start) / step)
         grid = start + step * np.arange(n)
         slot = np.searchsorted(times, grid, side="right") - 1
         covered = grid < times[slot] + interval

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from voxscale.series import FloatArray, History
 
@@ -24,6 +25,8 @@ class Prepared:
     values: FloatArray
     season: int
     """Points per season at this step (e.g. 288 for a day at 5 minutes)."""
+    last_seen: float
+    """Time of the newest raw sample (the last bucket is centred a little before it)."""
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -66,7 +69,8 @@ def prepare(
     step = history.step * k
     start = history.start + (first + offset + (k - 1) / 2) * history.step
     filled = _fill_gaps(means, season, max(1, int(SHORT_GAP_SECONDS // step)))
-    return Prepared(start, step, np.clip(filled, 0.0, None), season)
+    last_seen = history.start + int(valid[-1]) * history.step
+    return Prepared(start, step, np.clip(filled, 0.0, None), season, last_seen)
 
 
 def _bucket_means(raw: FloatArray, k: int) -> tuple[FloatArray, int]:
@@ -99,7 +103,7 @@ def _fill_gaps(values: FloatArray, season: int, short: int) -> FloatArray:
     return out
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """[lo, hi) index ranges where mask is True."""
     edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))

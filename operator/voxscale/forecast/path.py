@@ -1,0 +1,85 @@
+"""A fitted forecast path (mean and upper bound on a time grid) and how to read a horizon off it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from voxscale.decide.types import Forecast
+from voxscale.series import FloatArray, History
+
+MAX_LEVEL_SHIFT = 4.0
+"""Re-anchoring may scale the cached path by at most 4× either way: beyond that the model is
+wrong, not shifted, and the next refit (or the reactive term) must take over."""
+
+
+def z_score(quantile: float) -> float:
+    """One-sided normal quantile: 0.9 → 1.2816."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return NormalDist().inv_cdf(quantile)
+
+
+@dataclass(frozen=True)
+class ForecastPath:
+    """`mean[i]` and `upper[i]` (req/s) forecast for `start + i*step`, fitted on data up to `fitted_until`."""
+
+    start: float
+    step: float
+    mean: FloatArray
+    upper: FloatArray
+    method: str
+    fitted_until: float
+    """Time of the last observation the model saw."""
+
+    @property
+    def stop(self) -> float:
+        """Time of the last point of the path."""
+        return self.start + (self.mean.size - 1) * self.step
+
+    def window(self, now: float, horizon_seconds: float, level: float = 1.0) -> Forecast:
+        """Highest mean and upper rate over [now, now + horizon], scaled (on rate+1) by `level`.
+
+        Both ends are interpolated, so a 90 s horizon on a 5-minute path still sees the
+        slope between two points; points outside the path hold its first/last value.
+        """
+        lo, hi = now, now + max(horizon_seconds, 0.0)
+        i0 = max(0, math.ceil((lo - self.start) / self.step))
+        i1 = min(self.mean.size, math.floor((hi - self.start) / self.step) + 1)
+        mean = max(self._at(self.mean, lo), self._at(self.mean, hi))
+        upper = max(self._at(self.upper, lo), self._at(self.upper, hi))
+        if i1 > i0:
+            mean = max(mean, float(self.mean[i0:i1].max()))
+            upper = max(upper, float(self.upper[i0:i1].max()))
+        mean = max(0.0, (mean + 1.0) * level - 1.0)
+        upper = max(mean, (upper + 1.0) * level - 1.0)
+        return Forecast(now, float(horizon_seconds), mean, upper, self.method)
+
+    def level_since_fit(self, history: History, anchor_seconds: float) -> float:
+        """Ratio of observed to forecast (rate+1) over the recent samples the fit did not see.
+
+        E.g. the path says 100 req/s for the last 15 minutes and 121 were observed: the level
+        is 122/101 ≈ 1.21 and the cached path is lifted by 21 % until the next refit. Rate+1
+        (not rate) keeps a near-zero night from producing huge ratios.
+        """
+        recent = history.last(anchor_seconds)
+        times = recent.times()
+        fresh = (times > self.fitted_until) & np.isfinite(recent.values)
+        if not fresh.any():
+            return 1.0
+        observed = float(recent.values[fresh].mean())
+        expected = float(np.interp(times[fresh], self._grid(), self.mean).mean())
+        ratio = (max(observed, 0.0) + 1.0) / (max(expected, 0.0) + 1.0)
+        return min(MAX_LEVEL_SHIFT, max(1.0 / MAX_LEVEL_SHIFT, ratio))
+
+    def _grid(self) -> FloatArray:
+        return self.start + self.step * np.arange(self.mean.size, dtype=np.float64)
+
+    def _at(self, series: FloatArray, t: float) -> float:
+        pos = min(max((t - self.start) / self.step, 0.0), series.size - 1.0)
+        i = int(pos)
+        j = min(i + 1, series.size - 1)
+        return float(series[i] + (series[j] - series[i]) * (pos - i))
