@@ -25,7 +25,9 @@ def _spec(**changes: Any) -> dict[str, Any]:
 
 
 def test_minimal_spec_gets_every_default() -> None:
-    spec = parse_spec({"model": {"name": "asr"}, "shards": [{"name": "a", "region": "r", "languages": ["en"]}]})
+    spec = parse_spec(
+        {"model": {"name": "asr"}, "shards": [{"name": "a", "region": "r", "languages": ["en"]}]}
+    )
     assert spec.slo.percentile == "p95"
     assert spec.scaling.scale_up.max_pods == 4
     assert spec.scaling.scale_down.stabilization_seconds == 300
@@ -38,8 +40,14 @@ def test_minimal_spec_gets_every_default() -> None:
     ("change", "message"),
     [
         ({"scaling": {"minReplicas": 5, "maxReplicas": 2}}, "minReplicas 5 > maxReplicas 2"),
-        ({"shards": [{"name": "a", "region": "r", "languages": ["en"], "minReplicas": 3, "maxReplicas": 1}]},
-         "minReplicas 3 > maxReplicas 1"),
+        (
+            {
+                "shards": [
+                    {"name": "a", "region": "r", "languages": ["en"], "minReplicas": 3, "maxReplicas": 1}
+                ]
+            },
+            "minReplicas 3 > maxReplicas 1",
+        ),
         ({"shards": []}, "at least 1 item"),
         ({"shards": [{"name": "a", "region": "r", "languages": ["en"]}] * 2}, "shard names must be unique"),
         ({"shards": [{"name": "Bad_Name", "region": "r", "languages": ["en"]}]}, "should match pattern"),
@@ -50,9 +58,19 @@ def test_minimal_spec_gets_every_default() -> None:
         ({"prometheus": {"url": "ftp://x"}}, "should match pattern"),
         ({"model": {"name": "x" * 100}}, "at most 63 characters"),
     ],
-    ids=["min-gt-max", "shard-min-gt-max", "no-shards", "duplicate-shard", "bad-shard-name",
-         "absurd-percentile", "preferred-gt-max", "unknown-field", "bad-duration", "bad-url",
-         "oversized-string"],
+    ids=[
+        "min-gt-max",
+        "shard-min-gt-max",
+        "no-shards",
+        "duplicate-shard",
+        "bad-shard-name",
+        "absurd-percentile",
+        "preferred-gt-max",
+        "unknown-field",
+        "bad-duration",
+        "bad-url",
+        "oversized-string",
+    ],
 )
 def test_bad_spec_is_rejected_with_a_message_naming_the_problem(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError) as err:
@@ -60,7 +78,9 @@ def test_bad_spec_is_rejected_with_a_message_naming_the_problem(change: dict[str
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800), ("1h30m", 5400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800), ("1h30m", 5400)]
+)
 def test_durations_read_as_seconds(text: str, seconds: int) -> None:
     assert duration_seconds(text) == seconds
 
@@ -70,7 +90,9 @@ shard_st = st.fixed_dictionaries(
     {
         "name": names_st,
         "region": st.sampled_from(["eu-west", "us-east", "ap-south"]),
-        "languages": st.lists(st.sampled_from(["en", "de", "fr", "es", "pt-BR"]), min_size=1, max_size=3, unique=True),
+        "languages": st.lists(
+            st.sampled_from(["en", "de", "fr", "es", "pt-BR"]), min_size=1, max_size=3, unique=True
+        ),
     },
     optional={
         "zones": st.lists(st.sampled_from(["a", "b", "c"]), max_size=3, unique=True),
@@ -90,13 +112,19 @@ spec_st = st.fixed_dictionaries(
         "worker": st.fixed_dictionaries({"gpus": st.integers(0, 8)}),
         "batching": st.integers(1, 64).flatmap(
             lambda m: st.fixed_dictionaries(
-                {"maxBatchSize": st.just(m), "preferredBatchSizes": st.lists(st.integers(1, m), max_size=3, unique=True)},
+                {
+                    "maxBatchSize": st.just(m),
+                    "preferredBatchSizes": st.lists(st.integers(1, m), max_size=3, unique=True),
+                },
                 optional={"queueTimeoutMicroseconds": st.integers(0, 10_000_000)},
             )
         ),
-        "slo": st.fixed_dictionaries({"percentile": st.sampled_from(["p50", "p90", "p95", "p99"]),
-                                      "latencyMs": st.floats(1, 10_000)}),
-        "scaling": st.fixed_dictionaries({"scaleDown": st.fixed_dictionaries({"drainSeconds": st.integers(0, 600)})}),
+        "slo": st.fixed_dictionaries(
+            {"percentile": st.sampled_from(["p50", "p90", "p95", "p99"]), "latencyMs": st.floats(1, 10_000)}
+        ),
+        "scaling": st.fixed_dictionaries(
+            {"scaleDown": st.fixed_dictionaries({"drainSeconds": st.integers(0, 600)})}
+        ),
     },
 )
 

@@ -41,7 +41,9 @@ def test_every_string_in_spec_and_status_is_bounded() -> None:
     unbounded = [
         path
         for path, node in _walk(_schema())
-        if node["type"] == "string" and "maxLength" not in node and "enum" not in node
+        if node["type"] == "string"
+        and "maxLength" not in node
+        and "enum" not in node
         and path not in (".apiVersion", ".kind")
     ]
     assert unbounded == []
@@ -63,8 +65,14 @@ def test_schema_is_structural_no_refs_or_unions() -> None:
         ("spec", "size(self.shards) >= 1"),
         ("batching", "preferredBatchSizes.all"),
     ],
-    ids=["cluster-min-le-max", "shard-min-le-max", "region-immutable", "unique-shards",
-         "at-least-one-shard", "preferred-batch-fits"],
+    ids=[
+        "cluster-min-le-max",
+        "shard-min-le-max",
+        "region-immutable",
+        "unique-shards",
+        "at-least-one-shard",
+        "preferred-batch-fits",
+    ],
 )
 def test_cel_rule_is_declared(where: str, rule_part: str) -> None:
     spec = _schema()["properties"]["spec"]
@@ -96,7 +104,13 @@ def test_nested_sections_default_to_empty_objects_so_their_defaults_apply() -> N
 def test_printer_columns_and_short_name() -> None:
     version = render_crd()["spec"]["versions"][0]
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Shards", "Desired", "Ready", "P95", "SLO", "Mode", "Age",
+        "Shards",
+        "Desired",
+        "Ready",
+        "P95",
+        "SLO",
+        "Mode",
+        "Age",
     ]
     assert version["subresources"] == {"status": {}}
     assert render_crd()["spec"]["names"]["shortNames"] == ["sc"]

@@ -116,8 +116,9 @@ def test_config_change_changes_the_pod_template_hash() -> None:
     changed = spec_with(batching={"maxBatchSize": 64})
     b = render_deployment(OWNER, changed, changed.shards[0])
     key = names.ANNOTATION_CONFIG_HASH
-    assert a["spec"]["template"]["metadata"]["annotations"][key] != (
-        b["spec"]["template"]["metadata"]["annotations"][key]
+    assert (
+        a["spec"]["template"]["metadata"]["annotations"][key]
+        != (b["spec"]["template"]["metadata"]["annotations"][key])
     )
 
 
@@ -125,10 +126,18 @@ def test_config_change_changes_the_pod_template_hash() -> None:
     ("batching", "gpus", "expected", "absent"),
     [
         ({}, 1, ["max_batch_size: 32", "preferred_batch_size: [ 8, 16 ]", "kind: KIND_GPU"], []),
-        ({"queueTimeoutMicroseconds": 0}, 1, ["max_queue_delay_microseconds: 5000"],
-         ["default_queue_policy"]),
-        ({"queueTimeoutMicroseconds": 250000}, 1,
-         ["timeout_action: REJECT", "default_timeout_microseconds: 250000"], []),
+        (
+            {"queueTimeoutMicroseconds": 0},
+            1,
+            ["max_queue_delay_microseconds: 5000"],
+            ["default_queue_policy"],
+        ),
+        (
+            {"queueTimeoutMicroseconds": 250000},
+            1,
+            ["timeout_action: REJECT", "default_timeout_microseconds: 250000"],
+            [],
+        ),
         ({"preferredBatchSizes": []}, 0, ["kind: KIND_CPU"], ["preferred_batch_size"]),
         ({"instanceCount": 2}, 1, ["count: 2"], []),
     ],

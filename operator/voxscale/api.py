@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 # DNS-1035 label: what Kubernetes accepts as a Service name. Shard objects are named
 # `<cluster>-<shard>`, so a shard name is kept short enough that the pair stays ≤ 63.
@@ -38,9 +39,7 @@ def duration_seconds(text: str) -> int:
 class _Model(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields are an error, not a surprise."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------------------- spec: model
@@ -81,9 +80,7 @@ class Resources(_Model):
 
 
 class WorkerSpec(_Model):
-    image: Annotated[str, Field(min_length=1, max_length=512)] = (
-        "nvcr.io/nvidia/tritonserver:24.08-py3"
-    )
+    image: Annotated[str, Field(min_length=1, max_length=512)] = "nvcr.io/nvidia/tritonserver:24.08-py3"
     gpus: Annotated[int, Field(ge=0, le=16)] = 1
     resources: Resources = Field(default_factory=Resources)
     node_selector: Annotated[
@@ -113,8 +110,8 @@ class BatchingSpec(_Model):
     )
 
     max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
-    preferred_batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(max_length=8)] = (
-        Field(default_factory=lambda: [8, 16])
+    preferred_batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(max_length=8)] = Field(
+        default_factory=lambda: [8, 16]
     )
     max_queue_delay_microseconds: Annotated[int, Field(ge=0, le=10_000_000)] = 5000
     instance_count: Annotated[int, Field(ge=1, le=16)] = 1
@@ -191,7 +188,7 @@ class FallbackSpec(_Model):
     """Floor of the last fallback step; unset = hold the current count."""
 
 
-_MIN_LE_MAX = {
+_MIN_LE_MAX: JsonDict = {
     "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
     "message": "minReplicas must be <= maxReplicas",
 }
@@ -358,9 +355,7 @@ class Recommendation(_Model):
 class ScalerState(_Model):
     """Everything decide() needs from previous ticks; stored in status so a restart resumes."""
 
-    recommendations: Annotated[list[Recommendation], Field(max_length=2000)] = Field(
-        default_factory=list
-    )
+    recommendations: Annotated[list[Recommendation], Field(max_length=2000)] = Field(default_factory=list)
     panic_until: float | None = None
     panic_since: float | None = None
     failures: Annotated[int, Field(ge=0)] = 0

@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig")
     run.add_argument(
-        "--namespace", "-n", action="append", default=[],
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
         help="watch only this namespace (repeatable); default: all namespaces",
     )
     run.add_argument("--liveness-port", type=int, default=8080)

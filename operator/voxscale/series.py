@@ -40,7 +40,7 @@ class History:
 
     def last(self, seconds: float) -> History:
         """The trailing `seconds` of the series."""
-        n = max(1, int(round(seconds / self.step)))
+        n = max(1, round(seconds / self.step))
         cut = max(0, len(self) - n)
         return History(self.start + cut * self.step, self.step, self.values[cut:])
 

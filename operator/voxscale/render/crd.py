@@ -104,7 +104,8 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
     schema: dict[str, Any] = _openapi(_resolve(raw, defs))
-    return _object_defaults(schema)
+    _object_defaults(schema)
+    return schema
 
 
 def _shard_list(spec_schema: dict[str, Any]) -> None:

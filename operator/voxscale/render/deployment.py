@@ -68,9 +68,7 @@ def _resources(spec: SpeechClusterSpec) -> dict[str, Any]:
 
 
 def _container(spec: SpeechClusterSpec) -> dict[str, Any]:
-    model_config_path = (
-        f"{spec.model.repository.rstrip('/')}/{spec.model.name}/{names.MODEL_CONFIG_FILE}"
-    )
+    model_config_path = f"{spec.model.repository.rstrip('/')}/{spec.model.name}/{names.MODEL_CONFIG_FILE}"
     drain = spec.scaling.scale_down.drain_seconds
     return {
         "name": names.CONTAINER_NAME,

@@ -23,8 +23,6 @@ def render_service(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> d
         "spec": {
             "type": "ClusterIP",
             "selector": names.selector_labels(owner.name, shard.name),
-            "ports": [
-                {"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in PORTS
-            ],
+            "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in PORTS],
         },
     }

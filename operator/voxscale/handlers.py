@@ -1,0 +1,194 @@
+"""Thin kopf handlers: reconcile children on create/update/resume; a daemon per cluster ticks the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from voxscale import names
+from voxscale.api import SpeechClusterSpec, SpeechClusterStatus, parse_spec
+from voxscale.k8s import Kube
+from voxscale.loop import ClusterRef, Loop
+from voxscale.metrics.prometheus import PrometheusSource
+from voxscale.render import Owner, render_shard
+from voxscale.render.status import set_condition
+
+log = logging.getLogger(__name__)
+RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
+# Owned fields are re-applied this often, so a hand edit of a child object is undone.
+REAPPLY_EVERY_SECONDS = 60.0
+# A retry of a failed apply waits this long: slow enough never to hot-loop the apiserver.
+RETRY_DELAY_SECONDS = 30.0
+
+
+def _kube(memo: kopf.Memo) -> Kube:
+    kube: Kube = memo["kube"]
+    return kube
+
+
+def validated_spec(body: kopf.Body | dict[str, Any], kube: Kube) -> SpeechClusterSpec | None:
+    """The typed spec, or None after saying (condition + Event) what to fix."""
+    try:
+        return parse_spec(dict(body.get("spec") or {}))
+    except ValidationError as err:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]
+        )
+        message = f"invalid spec, nothing changed until it is fixed: {problems}"
+        now = datetime.now(UTC)
+        status = SpeechClusterStatus.model_validate(
+            {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+        )
+        conditions = set_condition(
+            status.conditions,
+            names.CONDITION_READY,
+            False,
+            reason=names.REASON_INVALID_SPEC,
+            message=message,
+            now=now,
+            generation=body["metadata"].get("generation"),
+        )
+        kube.patch_status(
+            body["metadata"]["namespace"],
+            body["metadata"]["name"],
+            {"conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]},
+        )
+        kube.event(dict(body), "Warning", names.REASON_INVALID_SPEC, message, now)
+        return None
+
+
+def reconcile_children(body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: Kube) -> list[str]:
+    """Apply every shard's objects; delete the objects of shards no longer in the spec."""
+    meta = body["metadata"]
+    owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    for shard in spec.shards:
+        for obj in render_shard(owner, spec, shard):
+            kube.apply(obj)
+    removed = kube.delete_shards_except(owner.namespace, owner.name, {s.name for s in spec.shards})
+    for shard_name in removed:
+        kube.event(
+            dict(body),
+            "Normal",
+            names.REASON_SHARD_REMOVED,
+            f"shard {shard_name} left the spec: its Deployment, Service, ConfigMap and PDB were deleted",
+            datetime.now(UTC),
+        )
+    return removed
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Our status schema is structural and typed: kopf's own bookkeeping goes to annotations,
+    # or the apiserver would prune it and kopf would re-run handlers forever.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=names.GROUP)
+    settings.persistence.finalizer = f"{names.GROUP}/finalizer"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    memo["kube"] = memo.get("kube") or Kube()
+    memo["loop"] = Loop(kube=memo["kube"])
+
+
+@kopf.on.probe(id="loop")
+def loop_alive(memo: kopf.Memo, **_: Any) -> bool:
+    return "loop" in memo
+
+
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.resume(*RESOURCE)
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    kube = _kube(memo)
+    spec = await asyncio.to_thread(validated_spec, body, kube)
+    if spec is None:
+        return  # bad input: said so once; no retry until the spec changes
+    try:
+        await asyncio.to_thread(reconcile_children, body, spec, kube)
+    except Exception as err:
+        raise kopf.TemporaryError(f"applying shard objects failed: {err}", delay=RETRY_DELAY_SECONDS) from err
+    await asyncio.to_thread(
+        kube.patch_status,
+        body["metadata"]["namespace"],
+        body["metadata"]["name"],
+        {"observedGeneration": body["metadata"].get("generation")},
+    )
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
+async def control_loop(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Tick every spec.scaling.intervalSeconds; body is kopf's live view of the object."""
+    kube, loop = _kube(memo), memo["loop"]
+    last_apply = time.monotonic()
+    while not stopped:
+        started = time.monotonic()
+        interval = await _tick_once(body, kube, loop)
+        if time.monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
+            spec = _quiet_spec(body)
+            if spec is not None:
+                await _safe_reapply(body, spec, kube)
+            last_apply = time.monotonic()
+        await stopped.wait(max(0.5, interval - (time.monotonic() - started)))
+
+
+async def _tick_once(body: kopf.Body, kube: Kube, loop: Loop) -> float:
+    spec = _quiet_spec(body)
+    if spec is None:
+        return 30.0  # invalid spec: the reconcile handler has said what to fix
+    meta = body["metadata"]
+    ref = ClusterRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation"), dict(body))
+    try:
+        source = await asyncio.to_thread(_metrics_source, spec, ref, kube)
+        await loop.tick(ref, spec, source, now=time.time())
+    except Exception:
+        log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
+    return float(spec.scaling.interval_seconds)
+
+
+def _metrics_source(spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> PrometheusSource:
+    token = None
+    secret = spec.prometheus.bearer_token_secret_ref
+    if secret is not None:
+        token = kube.read_secret_key(ref.namespace, secret.name, secret.key)
+    return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
+
+
+def _quiet_spec(body: kopf.Body) -> SpeechClusterSpec | None:
+    try:
+        return parse_spec(dict(body.get("spec") or {}))
+    except ValidationError:
+        return None
+
+
+async def _safe_reapply(body: kopf.Body, spec: SpeechClusterSpec, kube: Kube) -> None:
+    try:
+        await asyncio.to_thread(reconcile_children, body, spec, kube)
+    except Exception:
+        log.exception("periodic re-apply failed; next attempt in %.0f s", REAPPLY_EVERY_SECONDS)
+
+
+def run_operator(*, namespaces: list[str], liveness_port: int, metrics_port: int, verbose: bool) -> int:
+    """`voxscale run`: the operator against the current kubeconfig (or in-cluster account)."""
+    from prometheus_client import start_http_server
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    kube = Kube.from_environment()
+    start_http_server(metrics_port)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+            memo=kopf.Memo(kube=kube),
+            standalone=True,
+        )
+    )
+    return 0

@@ -1,0 +1,254 @@
+"""One control-loop tick for one SpeechCluster: observe -> forecast -> decide -> act, per shard.
+
+Shards tick concurrently and independently: an exception in one shard becomes that shard's
+"hold" report, never a stalled cluster. Blocking I/O (Kubernetes, Prometheus, model fits) runs
+in worker threads so the operator's event loop keeps serving every other SpeechCluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from voxscale import names, telemetry
+from voxscale.api import (
+    ScalerState,
+    ShardSpec,
+    ShardStatus,
+    SpeechClusterSpec,
+    SpeechClusterStatus,
+    duration_seconds,
+)
+from voxscale.decide import decide, horizon_seconds, record_warmups, restore_state
+from voxscale.decide.types import Decision, Forecast, Observation, PodCounts, Policy, ShardMetrics
+from voxscale.forecast import ForecastCache
+from voxscale.history import HistoryStore
+from voxscale.metrics.protocol import MetricsSource, ShardSelector
+from voxscale.render.status import ShardReport, cluster_status, shard_status
+from voxscale.series import History
+
+log = logging.getLogger(__name__)
+
+
+class ShardPodsLike(Protocol):
+    exists: bool
+    counts: PodCounts
+    warmups: tuple[tuple[float, float], ...]
+    pending_reasons: tuple[str, ...]
+
+
+class ClusterAPI(Protocol):
+    """What a tick needs from Kubernetes (voxscale.k8s.Kube implements it)."""
+
+    def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPodsLike: ...
+    def scale(self, namespace: str, deployment: str, replicas: int) -> None: ...
+    def hpa_targets(self, namespace: str) -> dict[str, str]: ...
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    body: dict[str, Any]
+    """The SpeechCluster as last seen (for Events' involvedObject and stored status)."""
+
+
+@dataclass(frozen=True)
+class TickContext:
+    """Everything one tick of one SpeechCluster shares across its shards."""
+
+    ref: ClusterRef
+    spec: SpeechClusterSpec
+    source: MetricsSource
+    hpas: dict[str, str]
+    """Deployment name -> name of an HPA that targets it."""
+    previous: SpeechClusterStatus
+    now: float
+
+    def stored(self, shard: str) -> ShardStatus | None:
+        return next((s for s in self.previous.shards if s.name == shard), None)
+
+
+@dataclass
+class Loop:
+    """Long-lived per operator: holds the caches that make a tick cheap."""
+
+    kube: ClusterAPI
+    forecasts: ForecastCache = field(default_factory=ForecastCache)
+    histories: HistoryStore = field(default_factory=HistoryStore)
+    states: dict[tuple[str, str], ScalerState] = field(default_factory=dict)
+    """(cluster uid, shard) -> the state of the last tick; status is the copy that survives restarts."""
+
+    async def tick(
+        self, ref: ClusterRef, spec: SpeechClusterSpec, source: MetricsSource, now: float
+    ) -> SpeechClusterStatus:
+        with telemetry.TICK.labels(ref.namespace, ref.name).time():
+            hpas = await _safe(asyncio.to_thread(self.kube.hpa_targets, ref.namespace), {})
+            ctx = TickContext(ref, spec, source, hpas, _stored_status(ref.body), now)
+            reports = await asyncio.gather(*(self._tick_shard(ctx, shard) for shard in spec.shards))
+            status = cluster_status(reports, ctx.previous, _utc(now), ref.generation)
+            body = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+            await asyncio.to_thread(self.kube.patch_status, ref.namespace, ref.name, body)
+        return status
+
+    async def _tick_shard(self, ctx: TickContext, shard: ShardSpec) -> ShardReport:
+        try:
+            return await self._decide_and_act(ctx, shard)
+        except Exception as err:  # one shard's failure must not stall the others
+            log.exception("tick of shard %s/%s failed", ctx.ref.name, shard.name)
+            held = (ctx.stored(shard.name) or ShardStatus(name=shard.name)).model_copy(
+                update={
+                    "mode": "hold",
+                    "winning_term": "hold",
+                    "reasons": [f"tick failed: {type(err).__name__}: {err}"[:1024]],
+                }
+            )
+            return ShardReport(held, ("tick failed",), (("TickFailed", str(err)[:512]),))
+
+    async def _decide_and_act(self, ctx: TickContext, shard: ShardSpec) -> ShardReport:
+        ref = ctx.ref
+        pods = await asyncio.to_thread(self.kube.read_shard, ref.namespace, ref.name, shard.name)
+        stored = ctx.stored(shard.name)
+        if not pods.exists:
+            missing = (("ShardMissing", "Deployment not created yet"),)
+            return ShardReport(stored or ShardStatus(name=shard.name), (), missing)
+        policy = Policy.from_spec(ctx.spec, shard.name)
+        state = _learn_warmups(self._state(ctx, shard.name, pods.counts.ready), pods.warmups)
+        obs, forecast = await self._observe(ctx, shard, pods, state, horizon_seconds(policy, state))
+        decision = decide(obs, forecast, policy, state, ctx.now)
+        self.states[(ref.uid, shard.name)] = decision.state
+        deployment = names.shard_resource_name(ref.name, shard.name)
+        last_scale = stored.last_scale_time if stored else None
+        if deployment not in ctx.hpas and decision.replicas != pods.counts.desired:
+            await self._scale(ctx, shard.name, pods.counts.desired, obs.pods.desired, decision)
+            last_scale = _utc(ctx.now)
+        status = shard_status(shard.name, decision, obs, forecast, last_scale)
+        telemetry.export_shard(ref.namespace, ref.name, status, ctx.spec.slo.latency_ms, obs.metrics.usable)
+        problems = _problems(decision, pods, ctx.hpas.get(deployment))
+        return ShardReport(status, _metric_errors(obs.metrics), problems)
+
+    async def _observe(
+        self, ctx: TickContext, shard: ShardSpec, pods: ShardPodsLike, state: ScalerState, horizon: float
+    ) -> tuple[Observation, Forecast | None]:
+        selector = ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name)
+        metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
+        forecast = await self._forecast(ctx, selector, horizon)
+        # decide() compares against what *we* last asked for: a `kubectl scale` by hand is
+        # drift to undo, not a new baseline.
+        live = pods.counts
+        asked = state.last_replicas if state.last_replicas is not None else live.desired
+        counts = PodCounts(asked, live.ready, live.warming, live.pending, live.terminating)
+        return Observation(metrics, counts), forecast
+
+    async def _scale(self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision) -> None:
+        ref = ctx.ref
+        deployment = names.shard_resource_name(ref.name, shard)
+        await asyncio.to_thread(self.kube.scale, ref.namespace, deployment, decision.replicas)
+        reason, message = _scale_event(live, asked, decision)
+        await asyncio.to_thread(self.kube.event, ref.body, "Normal", reason, message, _utc(ctx.now))
+        telemetry.count_scale(ref.namespace, ref.name, shard, live, decision.replicas)
+
+    def _state(self, ctx: TickContext, shard: str, ready: int) -> ScalerState:
+        """Memory first; after a restart, the copy in status; with neither, a seeded window."""
+        state = self.states.get((ctx.ref.uid, shard))
+        if state is None:
+            stored = ctx.stored(shard)
+            state = restore_state(stored.scaler_state if stored else None, ready, ctx.now)
+        return state
+
+    async def _forecast(self, ctx: TickContext, selector: ShardSelector, horizon: float) -> Forecast | None:
+        f = ctx.spec.scaling.forecast
+        if not f.enabled:
+            return None
+        step, refit = duration_seconds(f.resolution), duration_seconds(f.refit_every)
+        key = (ctx.ref.uid, selector.shard)
+        buffer = self.histories.buffer(key, span=duration_seconds(f.history), step=step, refresh_every=refit)
+
+        def fetch(start: float, end: float, step_: float) -> History:
+            return ctx.source.history(selector, start, end, step_)
+
+        history = await asyncio.to_thread(buffer.update, fetch, ctx.now)
+        return await asyncio.to_thread(
+            self.forecasts.forecast,
+            key,
+            history,
+            horizon,
+            ctx.now,
+            seasonality_seconds=duration_seconds(f.seasonality),
+            refit_every_seconds=refit,
+            quantile=f.quantile,
+            method=f.method,
+        )
+
+
+def _learn_warmups(state: ScalerState, warmups: tuple[tuple[float, float], ...]) -> ScalerState:
+    """Pods that became Ready since the last tick teach the warm-up time (seconds created->Ready)."""
+    last_tick = state.recommendations[-1].at if state.recommendations else None
+    if last_tick is None:
+        return state
+    fresh = [seconds for became, seconds in warmups if became > last_tick]
+    return record_warmups(state, fresh) if fresh else state
+
+
+def _problems(decision: Decision, pods: ShardPodsLike, hpa: str | None) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    if hpa is not None:
+        out.append(
+            (
+                names.REASON_HPA_CONFLICT,
+                f"HorizontalPodAutoscaler {hpa} targets this shard's Deployment; voxscale will not "
+                f"fight it and leaves replicas alone: delete the HPA or remove the shard",
+            )
+        )
+    if pods.counts.pending:
+        why = pods.pending_reasons[0] if pods.pending_reasons else "unschedulable"
+        out.append((names.REASON_PODS_PENDING, f"{pods.counts.pending} pod(s) Pending: {why}"))
+    for step in decision.degraded:
+        reason = names.REASON_FALLBACK if step.startswith("fallback") else names.REASON_METRICS_UNAVAILABLE
+        out.append((reason, f"{step}: {'; '.join(decision.reasons[-2:])}"))
+    return tuple(out)
+
+
+def _scale_event(live: int, asked: int, decision: Decision) -> tuple[str, str]:
+    why = "; ".join(decision.reasons)
+    if live != asked and decision.replicas == asked:
+        return (
+            names.REASON_DRIFT_CORRECTED,
+            f"replicas {live} -> {decision.replicas}: Deployment was changed outside voxscale",
+        )
+    reason = names.REASON_SCALED_UP if decision.replicas > live else names.REASON_SCALED_DOWN
+    return reason, f"{live} -> {decision.replicas} ({decision.mode}, {decision.term}): {why}"
+
+
+def _metric_errors(metrics: ShardMetrics) -> tuple[str, ...]:
+    if metrics.usable:
+        return ()
+    return metrics.errors or ("no request rate",)
+
+
+def _stored_status(body: dict[str, Any]) -> SpeechClusterStatus:
+    raw = body.get("status") or {}
+    try:
+        return SpeechClusterStatus.model_validate({k: v for k, v in raw.items() if k != "kopf"})
+    except ValueError:
+        log.warning("ignoring unreadable stored status of %s", body.get("metadata", {}).get("name"))
+        return SpeechClusterStatus()
+
+
+async def _safe(coro: Any, default: Any) -> Any:
+    try:
+        return await coro
+    except Exception:
+        log.exception("optional read failed; continuing without it")
+        return default
+
+
+def _utc(now: float) -> datetime:
+    return datetime.fromtimestamp(now, tz=UTC)

@@ -1,0 +1,68 @@
+"""The operator's own Prometheus metrics: what it decided, why, and how healthy its inputs are."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from voxscale.api import ShardStatus
+
+_SHARD = ("namespace", "cluster", "shard")
+
+DESIRED = Gauge(
+    "voxscale_desired_replicas", "Replicas decided for the shard, by winning term", [*_SHARD, "term"]
+)
+READY = Gauge("voxscale_ready_replicas", "Ready worker pods", _SHARD)
+WARMING = Gauge("voxscale_warming_replicas", "Scheduled worker pods not yet Ready", _SHARD)
+PENDING = Gauge("voxscale_pending_replicas", "Worker pods the scheduler could not place", _SHARD)
+OBSERVED_RATE = Gauge("voxscale_observed_rate_rps", "Observed request rate", _SHARD)
+FORECAST_RATE = Gauge(
+    "voxscale_forecast_rate_rps", "Upper forecast of the request rate over the horizon", _SHARD
+)
+LATENCY = Gauge("voxscale_observed_latency_ms", "Observed latency at the SLO percentile", _SHARD)
+SLO = Gauge("voxscale_slo_latency_ms", "SLO latency target", _SHARD)
+HORIZON = Gauge("voxscale_horizon_seconds", "Forecast horizon: learned warm-up + interval", _SHARD)
+MODE = Gauge("voxscale_mode", "1 for the shard's current mode", [*_SHARD, "mode"])
+METRIC_FAILURES = Counter("voxscale_metric_failures_total", "Ticks without usable metrics", _SHARD)
+SCALE_EVENTS = Counter("voxscale_scale_events_total", "Replica changes applied", [*_SHARD, "direction"])
+TICK = Histogram(
+    "voxscale_tick_duration_seconds",
+    "Duration of one SpeechCluster tick",
+    ["namespace", "cluster"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_MODES = ("stable", "panic", "hold", "fallback")
+_TERMS = ("predictive", "reactive", "floor", "ceiling", "hold", "fallback", "current")
+
+
+def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    # No data is exported as an absent series, never as 0.
+    if value is not None:
+        gauge.labels(*labels).set(value)
+        return
+    with contextlib.suppress(KeyError):  # already absent
+        gauge.remove(*labels)
+
+
+def export_shard(namespace: str, cluster: str, status: ShardStatus, slo_ms: float, metrics_ok: bool) -> None:
+    key = (namespace, cluster, status.name)
+    for term in _TERMS:
+        DESIRED.labels(*key, term).set(status.replicas if term == status.winning_term else 0)
+    for mode in _MODES:
+        MODE.labels(*key, mode).set(1 if mode == status.mode else 0)
+    READY.labels(*key).set(status.ready_replicas)
+    WARMING.labels(*key).set(status.warming_replicas)
+    PENDING.labels(*key).set(status.pending_replicas)
+    SLO.labels(*key).set(slo_ms)
+    _set(OBSERVED_RATE, key, status.observed_rate)
+    _set(FORECAST_RATE, key, status.forecast_rate)
+    _set(LATENCY, key, status.observed_latency_ms)
+    _set(HORIZON, key, status.horizon_seconds)
+    if not metrics_ok:
+        METRIC_FAILURES.labels(*key).inc()
+
+
+def count_scale(namespace: str, cluster: str, shard: str, before: int, after: int) -> None:
+    SCALE_EVENTS.labels(namespace, cluster, shard, "up" if after > before else "down").inc()
