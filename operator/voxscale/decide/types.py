@@ -132,14 +132,16 @@ class Decision:
     term: Term
     """Which term set the replica count."""
     reasons: tuple[str, ...]
-    """Human-readable, one line per step that mattered, e.g. 'predictive: upper 412 rps / 14 rps = 30'."""
+    """Human-readable, one line per step that mattered,
+    e.g. 'predictive: upper 412 rps / 14 rps = 30'."""
     state: ScalerState
     horizon_seconds: float
     learned_warmup_seconds: float
     predictive: int | None = None
     reactive: int | None = None
     degraded: tuple[str, ...] = field(default=())
-    """Conditions to raise: e.g. 'metrics-unavailable', 'fallback-forecast-only', 'fallback-floor'."""
+    """Conditions to raise: e.g. 'metrics-unavailable', 'fallback-forecast-only',
+    'fallback-floor'."""
 
 
 def forecast_config(spec: SpeechClusterSpec) -> dict[str, float]:

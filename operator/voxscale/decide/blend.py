@@ -1,0 +1,40 @@
+"""Blend: the forecast may add capacity ahead of load, observed load may add what it missed."""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+BlendTerm = Literal["predictive", "reactive"]
+
+
+class Blended(NamedTuple):
+    desired: int
+    term: BlendTerm
+    reasons: tuple[str, ...] = ()
+
+
+def blend(predictive: int | None, reactive: int) -> Blended:
+    """desired = max(predictive, reactive); ties go to 'reactive' (what is seen beats a guess).
+
+    When they disagree the larger wins, and each direction has a reason:
+    - forecast 30 > observed 20: a ramp is coming within the horizon and pods take that long
+      to warm; asking later means serving late. Over-forecasts cost idle GPUs, bounded by the
+      forecast's quantile, and the scale-down window undoes them gradually.
+    - observed 20 > forecast 12: the model is wrong right now (an unforeseen burst); the load
+      that is here must be served, so the forecast never removes capacity.
+    """
+    if predictive is None:
+        return Blended(reactive, "reactive")
+    if predictive > reactive:
+        return Blended(
+            predictive,
+            "predictive",
+            (f"blend: predictive {predictive} > reactive {reactive}: forecast leads",),
+        )
+    if reactive > predictive:
+        return Blended(
+            reactive,
+            "reactive",
+            (f"blend: reactive {reactive} > predictive {predictive}: load above the forecast",),
+        )
+    return Blended(reactive, "reactive")

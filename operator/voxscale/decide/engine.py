@@ -1,0 +1,138 @@
+"""decide(): one pure tick for one shard, the named steps composed in order."""
+
+from __future__ import annotations
+
+from voxscale.api import ScalerState, Term
+from voxscale.decide.blend import Blended, blend
+from voxscale.decide.clamp import Clamped, clamp
+from voxscale.decide.degrade import degrade
+from voxscale.decide.panic import panic_step
+from voxscale.decide.predictive import predictive_replicas
+from voxscale.decide.reactive import reactive_replicas
+from voxscale.decide.stabilize import stabilize
+from voxscale.decide.types import Decision, Forecast, Observation, Policy
+from voxscale.decide.warming import warming_capacity
+from voxscale.decide.warmup import learned_warmup_seconds
+from voxscale.decide.window import prune, push
+
+MAX_REASONS = 16
+"""ShardStatus.reasons holds at most 16 lines."""
+
+
+def decide(
+    obs: Observation, forecast: Forecast | None, policy: Policy, state: ScalerState, now: float
+) -> Decision:
+    """How many replicas the shard should have at `now`, why, and the state for the next tick.
+
+    Pure: same inputs, same Decision. Steps: horizon → predictive → reactive → blend → clamp
+    (the recommendation) → panic → warm-up accounting → stabilize → clamp. Unusable metrics
+    take the degrade ladder instead and never scale down.
+    """
+    warmup = learned_warmup_seconds(policy, state)
+    horizon = warmup + policy.interval_seconds
+    window = prune(state.recommendations, now, policy.scale_down_stabilization_seconds)
+    state = state.model_copy(update={"recommendations": window})
+    if not obs.metrics.usable:
+        return _degraded(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup)
+    return _decided(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup)
+
+
+def _decided(
+    obs: Observation,
+    forecast: Forecast | None,
+    policy: Policy,
+    state: ScalerState,
+    *,
+    now: float,
+    horizon: float,
+    warmup: float,
+) -> Decision:
+    pods = obs.pods
+    pred = predictive_replicas(forecast, policy, horizon)
+    reac = reactive_replicas(obs.metrics, pods.ready, policy)
+    blended = blend(pred.replicas, reac.replicas)
+    rec = clamp(blended.desired, policy)
+    state = state.model_copy(
+        update={"recommendations": push(state.recommendations, now, rec.replicas)}
+    )
+    panic = panic_step(
+        rec.replicas, pods.ready, load=blended.desired > 0, policy=policy, state=state, now=now
+    )
+    capacity = warming_capacity(rec.replicas, pods)
+    moved = stabilize(
+        rec.replicas,
+        pods.desired,
+        base=capacity.base,
+        panic=panic.active,
+        policy=policy,
+        state=panic.state,
+        now=now,
+    )
+    final = clamp(moved.replicas, policy)
+    reasons = (
+        *pred.reasons, *reac.reasons, *blended.reasons, *rec.reasons, *panic.reasons,
+        *capacity.reasons, *moved.reasons, *(final.reasons if final.bound else ()),
+    )
+    return Decision(
+        replicas=final.replicas,
+        mode="panic" if panic.active else "stable",
+        term=_winning_term(blended, rec, final, pods.desired),
+        reasons=reasons[:MAX_REASONS],
+        state=_next_state(moved.state, pods.desired, final.replicas, now, failures=0),
+        horizon_seconds=horizon,
+        learned_warmup_seconds=warmup,
+        predictive=pred.replicas,
+        reactive=reac.replicas,
+    )
+
+
+def _degraded(
+    obs: Observation,
+    forecast: Forecast | None,
+    policy: Policy,
+    state: ScalerState,
+    *,
+    now: float,
+    horizon: float,
+    warmup: float,
+) -> Decision:
+    step = degrade(obs, forecast, policy, state, horizon)
+    final = clamp(step.replicas, policy)
+    # The held count enters the window, so when metrics come back the shard does not drop
+    # the moment one low reading arrives: the scale-down still waits the full window.
+    state = state.model_copy(
+        update={"recommendations": push(state.recommendations, now, final.replicas)}
+    )
+    return Decision(
+        replicas=final.replicas,
+        mode=step.mode,
+        term=step.term,
+        reasons=(*step.reasons, *final.reasons)[:MAX_REASONS],
+        state=_next_state(state, obs.pods.desired, final.replicas, now, state.failures + 1),
+        horizon_seconds=horizon,
+        learned_warmup_seconds=warmup,
+        predictive=step.predictive,
+        degraded=step.degraded,
+    )
+
+
+def _winning_term(blended: Blended, rec: Clamped, final: Clamped, current: int) -> Term:
+    """The term that set the count: a bound if one did, 'current' if stabilization held."""
+    if final.bound is not None:
+        return final.bound
+    if rec.bound is not None and final.replicas == rec.replicas:
+        return rec.bound
+    if final.replicas == current and rec.replicas != current:
+        return "current"
+    return blended.term
+
+
+def _next_state(
+    state: ScalerState, current: int, replicas: int, now: float, failures: int
+) -> ScalerState:
+    update: dict[str, object] = {"failures": failures, "last_replicas": replicas}
+    if replicas > current:
+        update["last_scale_up_at"] = now
+    elif replicas < current:
+        update["last_scale_down_at"] = now
+    return state.model_copy(update=update)

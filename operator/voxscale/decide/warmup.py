@@ -1,0 +1,43 @@
+"""How long a new replica takes to serve, learned from real pods, and so how far ahead to plan."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from voxscale.api import ScalerState
+from voxscale.decide.types import Policy
+
+WARMUP_SAMPLES_KEPT = 32
+"""Newest created→Ready durations kept: enough for a p90, recent enough to follow a new model."""
+WARMUP_QUANTILE = 0.9
+
+
+def learned_warmup_seconds(policy: Policy, state: ScalerState) -> float:
+    """p90 of the recent created→Ready samples, never below the declared warm-up."""
+    samples = sorted(s for s in state.warmup_samples if _valid(s))
+    if not samples:
+        return float(policy.declared_warmup_seconds)
+    # Nearest-rank p90: of 10 samples the 9th smallest, so one slow outlier (a pod that waited
+    # for a node) in ten does not stretch every horizon, but two do.
+    rank = math.ceil(WARMUP_QUANTILE * len(samples))
+    return max(float(policy.declared_warmup_seconds), samples[rank - 1])
+
+
+def horizon_seconds(policy: Policy, state: ScalerState) -> float:
+    """How far ahead capacity must be planned: a pod asked for now serves after warm-up, and the
+    next chance to ask again is one interval later (e.g. 120 s + 10 s = 130 s)."""
+    return learned_warmup_seconds(policy, state) + policy.interval_seconds
+
+
+def record_warmups(state: ScalerState, samples: Sequence[float]) -> ScalerState:
+    """Append observed created→Ready durations (seconds), keeping the newest few."""
+    fresh = [float(s) for s in samples if _valid(s)]
+    if not fresh:
+        return state
+    kept = [*state.warmup_samples, *fresh][-WARMUP_SAMPLES_KEPT:]
+    return state.model_copy(update={"warmup_samples": kept})
+
+
+def _valid(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds >= 0

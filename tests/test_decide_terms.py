@@ -1,0 +1,130 @@
+"""The predictive and reactive terms and how they blend."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.test_decide_builders import forecast, obs, policy
+from voxscale.decide.blend import blend
+from voxscale.decide.predictive import predictive_replicas
+from voxscale.decide.reactive import latency_correction, reactive_replicas
+
+# ------------------------------------------------------------------ predictive
+
+
+@pytest.mark.parametrize(
+    ("upper", "expected"),
+    [
+        pytest.param(412.0, 30, id="412-rps-over-14-per-replica-is-30"),
+        pytest.param(28.0, 2, id="an-exact-multiple-is-not-rounded-up"),
+        pytest.param(28.1, 3, id="a-little-over-needs-one-more"),
+        pytest.param(0.0, 0, id="no-load-forecast-needs-nothing"),
+        pytest.param(-5.0, 0, id="a-negative-forecast-is-no-load"),
+    ],
+)
+def test_predictive_is_the_upper_bound_over_per_replica_rps(upper: float, expected: int) -> None:
+    assert predictive_replicas(forecast(upper), policy(target=14.0), 70.0).replicas == expected
+
+
+def test_predictive_uses_capacity_times_target_utilisation() -> None:
+    p = policy(capacity_rps=20.0, target_utilization=0.7)
+    assert predictive_replicas(forecast(28.0), p, 70.0).replicas == 2
+
+
+def test_predictive_reason_shows_the_numbers() -> None:
+    need = predictive_replicas(forecast(412.0, horizon=130.0), policy(target=14.0), 130.0)
+    assert need.reasons == ("predictive: upper 412.0 rps over 130 s / 14.0 rps per replica = 30",)
+
+
+def test_predictive_notes_a_forecast_shorter_than_the_horizon() -> None:
+    need = predictive_replicas(forecast(100.0, horizon=60.0), policy(), 130.0)
+    assert "covers only 60 s" in need.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "fc"),
+    [
+        pytest.param(True, None, id="no-forecast"),
+        pytest.param(False, forecast(500.0), id="forecasting-disabled"),
+        pytest.param(True, forecast(math.nan), id="nan-upper"),
+        pytest.param(True, forecast(math.inf), id="infinite-upper"),
+    ],
+)
+def test_predictive_has_nothing_to_say_without_a_usable_forecast(enabled: bool, fc: object) -> None:
+    p = policy(forecast_enabled=enabled)
+    assert predictive_replicas(fc, p, 70.0).replicas is None  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ reactive
+
+SLO = 500.0
+
+
+@pytest.mark.parametrize(
+    ("rate", "latency", "ready", "expected"),
+    [
+        pytest.param(140.0, 300.0, 10, 10, id="rate-alone-when-latency-is-fine"),
+        pytest.param(140.0, 540.0, 10, 10, id="inside-the-10pct-band-no-correction"),
+        pytest.param(140.0, 551.0, 10, 12, id="just-over-the-band-corrects-by-the-ratio"),
+        pytest.param(140.0, 900.0, 10, 18, id="1.8x-latency-asks-for-1.8x-ready"),
+        pytest.param(140.0, 5000.0, 10, 20, id="10x-latency-is-capped-at-the-panic-threshold"),
+        pytest.param(14.0, 5000.0, 1, 5, id="tiny-shard-cap-allows-4-more-pods"),
+        pytest.param(280.0, 100.0, 30, 20, id="low-latency-never-drives-a-scale-down"),
+        pytest.param(140.0, None, 10, 10, id="no-latency-series-rate-only"),
+        pytest.param(140.0, math.nan, 10, 10, id="nan-latency-rate-only"),
+        pytest.param(0.0, 900.0, 0, 0, id="nothing-ready-latency-is-meaningless"),
+        pytest.param(280.0, 900.0, 10, 20, id="rate-wins-when-it-asks-for-more"),
+    ],
+)
+def test_reactive_is_rate_corrected_upward_by_latency(
+    rate: float, latency: float | None, ready: int, expected: int
+) -> None:
+    o = obs(rate, latency=latency, ready=ready)
+    got = reactive_replicas(o.metrics, ready, policy(target=14.0, slo_latency_ms=SLO))
+    assert got.replicas == expected
+
+
+def test_latency_correction_ignores_warming_pods() -> None:
+    # 4 ready at 2× SLO need 8; the 4 warming are that capacity coming, not a reason for 16.
+    p = policy(slo_latency_ms=SLO)
+    assert latency_correction(1000.0, 4, p).replicas == 8
+
+
+def test_latency_correction_explains_itself() -> None:
+    need = latency_correction(900.0, 10, policy(slo_latency_ms=SLO))
+    assert need.reasons == (
+        "reactive: latency 900 ms = 1.80× SLO 500 ms (> 1.10×): 10 ready × 1.80 = 18",
+    )
+
+
+def test_a_custom_tolerance_widens_the_dead_band() -> None:
+    p = policy(slo_latency_ms=SLO, tolerance=0.5)
+    assert latency_correction(700.0, 10, p).replicas is None
+    assert latency_correction(800.0, 10, p).replicas == 16
+
+
+# ------------------------------------------------------------------ blend
+
+
+@pytest.mark.parametrize(
+    ("predictive", "reactive", "desired", "term"),
+    [
+        pytest.param(30, 20, 30, "predictive", id="forecast-ahead-of-a-ramp-wins"),
+        pytest.param(12, 20, 20, "reactive", id="load-above-the-forecast-wins"),
+        pytest.param(20, 20, 20, "reactive", id="a-tie-goes-to-what-is-observed"),
+        pytest.param(None, 7, 7, "reactive", id="no-forecast-reactive-alone"),
+        pytest.param(0, 0, 0, "reactive", id="no-load-anywhere"),
+    ],
+)
+def test_blend_takes_the_larger_term(
+    predictive: int | None, reactive: int, desired: int, term: str
+) -> None:
+    got = blend(predictive, reactive)
+    assert (got.desired, got.term) == (desired, term)
+
+
+def test_blend_says_why_when_the_terms_disagree() -> None:
+    assert blend(30, 20).reasons == ("blend: predictive 30 > reactive 20: forecast leads",)
+    assert blend(None, 20).reasons == ()
