@@ -1,0 +1,1 @@
+"""Metrics sources: `protocol.MetricsSource`, its Prometheus implementation, and safe PromQL."""
