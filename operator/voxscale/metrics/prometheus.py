@@ -1,0 +1,207 @@
+"""MetricsSource on a Prometheus HTTP API (prometheus-api-client); failures become "no data"."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from voxscale.api import PrometheusSpec, QueryTemplates
+from voxscale.decide.types import ShardMetrics
+from voxscale.metrics import answers
+from voxscale.metrics.promql import DEFAULT_WINDOW, build_queries, check_template, check_window
+from voxscale.metrics.protocol import ShardSelector
+from voxscale.series import History
+
+log = logging.getLogger(__name__)
+
+# Prometheus refuses range queries over 11,000 points per series; 7 days at 30 s is 20,160, so
+# long histories are fetched in chunks of at most this many points.
+MAX_POINTS_PER_QUERY = 10_000
+# The default is two scrape intervals of 30 s: an answer older than that is not "now".
+DEFAULT_MAX_STALENESS_SECONDS = 60.0
+_FIELDS = ("rate", "latency", "queue", "batch_efficiency")
+
+
+class _QueryError(Exception):
+    """A query failed (HTTP error, bad JSON ...); the message is already redacted."""
+
+
+class _UnreachableError(_QueryError):
+    """Transport failure: the remaining queries of this tick are skipped, not waited on again."""
+
+
+class PrometheusSource:
+    """Reads one SpeechCluster's shards from Prometheus; TLS verified and every call time-bounded.
+
+    The bearer token goes only into the Authorization header; repr, logs and error strings
+    never contain it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        bearer_token: str | None = None,
+        insecure_skip_verify: bool = False,
+        timeout_seconds: float = 5.0,
+        templates: QueryTemplates | None = None,
+        window: str = DEFAULT_WINDOW,
+        quantile: float = 0.95,
+        max_staleness_seconds: float = DEFAULT_MAX_STALENESS_SECONDS,
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        self._url = url.rstrip("/")
+        self._token = bearer_token or None
+        self._verify = not insecure_skip_verify
+        self._timeout = float(timeout_seconds)
+        self._window = check_window(window)
+        self._quantile = quantile
+        self._max_staleness = max_staleness_seconds
+        self._templates: dict[str, str | None] = {}
+        for field in _FIELDS:
+            template = getattr(templates, field, None) if templates else None
+            self._templates[field] = check_template(template) if template else None
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+        # One attempt per call: the library default (3 retries, 1 s backoff) could hold a 10 s
+        # tick for 4 × 5 s + 7 s; decide() counts failed ticks and falls back on its own.
+        self._client = PrometheusConnect(
+            url=self._url,
+            headers=headers,
+            disable_ssl=insecure_skip_verify,
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=self._timeout,
+        )
+
+    @classmethod
+    def from_spec(
+        cls, spec: PrometheusSpec, *, bearer_token: str | None, quantile: float,
+        window: str = DEFAULT_WINDOW,
+    ) -> PrometheusSource:
+        """From a SpeechCluster's `prometheus` block; the caller has read the token Secret."""
+        return cls(
+            spec.url, bearer_token=bearer_token, insecure_skip_verify=spec.insecure_skip_verify,
+            timeout_seconds=spec.timeout_seconds, templates=spec.queries, window=window,
+            quantile=quantile,
+        )
+
+    def __repr__(self) -> str:
+        auth = "bearer-token" if self._token else "none"
+        return (
+            f"PrometheusSource(url={_public_url(self._url)!r}, auth={auth}, "
+            f"verify_tls={self._verify}, timeout_seconds={self._timeout})"
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ instant: observe
+
+    def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
+        queries = build_queries(
+            selector.namespace, selector.cluster, selector.shard, selector.model,
+            templates=self._templates, window=self._window, quantile=self._quantile,
+        )
+        values: dict[str, float | None] = {}
+        errors: list[str] = []
+        unreachable: str | None = None
+        for field in _FIELDS:
+            if unreachable:
+                values[field] = None
+                errors.append(f"{field}: skipped: {unreachable}")
+                continue
+            reading, unreachable = self._instant(field, getattr(queries, field), now)
+            values[field] = reading.value
+            if reading.reason:
+                errors.append(reading.reason)
+        if errors:
+            log.warning("prometheus: %s/%s/%s: %s", selector.namespace, selector.cluster,
+                        selector.shard, "; ".join(errors))
+        return ShardMetrics(
+            at=now, rate=values["rate"], latency_ms=values["latency"], queue=values["queue"],
+            batch_efficiency=values["batch_efficiency"], errors=tuple(errors),
+        )
+
+    def _instant(self, name: str, query: str, now: float) -> tuple[answers.Reading, str | None]:
+        """One instant query evaluated at `now`; never raises."""
+        params = {"time": f"{now:.3f}", "timeout": f"{self._timeout:g}s"}
+        try:
+            result = self._call(self._client.custom_query, query=query, params=params)
+        except _UnreachableError as exc:
+            return answers.Reading(None, f"{name}: query failed: {exc}"), str(exc)
+        except _QueryError as exc:
+            return answers.Reading(None, f"{name}: query failed: {exc}"), None
+        return answers.one_value(name, result, now, self._max_staleness), None
+
+    # ------------------------------------------------------------------ range: history
+
+    def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
+        if step <= 0:
+            raise ValueError(f"step must be > 0 seconds, got {step}")
+        query = build_queries(
+            selector.namespace, selector.cluster, selector.shard, selector.model,
+            templates=self._templates, window=self._window, quantile=self._quantile,
+        ).rate
+        n = answers.grid_size(start, end, step)
+        chunks: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+        for first in range(0, n, MAX_POINTS_PER_QUERY):
+            count = min(MAX_POINTS_PER_QUERY, n - first)
+            chunk, reason = self._range(query, start + first * step, step, count)
+            chunks.append(chunk.values)
+            if reason:
+                log.warning("prometheus: history %s/%s/%s [%d..%d): %s", selector.namespace,
+                            selector.cluster, selector.shard, first, first + count, reason)
+        values = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.float64)
+        return History(float(start), float(step), values)
+
+    def _range(self, query: str, start: float, step: float, n: int) -> tuple[History, str | None]:
+        end = start + (n - 1) * step
+        # The client rounds start/end to whole seconds; `params` overrides them with the exact
+        # grid so sample i lands at start + i*step (e.g. start 1000.5, step 60).
+        params = {"start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}",
+                  "timeout": f"{self._timeout:g}s"}
+        try:
+            result = self._call(
+                self._client.custom_query_range, query=query, start_time=_dt(start),
+                end_time=_dt(end), step=f"{step:g}", params=params,
+            )
+        except _QueryError as exc:
+            return answers.fill_history(None, start, step, n)[0], f"query failed: {exc}"
+        return answers.fill_history(result, start, step, n)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, method: Any, **kwargs: Any) -> Any:
+        """Run a client call; any failure becomes _QueryError (or a subclass), redacted."""
+        try:
+            return method(**kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _UnreachableError(self._describe(exc)) from None
+        except Exception as exc:  # bad JSON, HTTP 4xx/5xx, odd payloads: all are "no data"
+            raise _QueryError(self._describe(exc)) from None
+
+    def _describe(self, exc: BaseException) -> str:
+        """`Type: message`, shortened, with the token removed should anything have echoed it."""
+        text = f"{type(exc).__name__}: {exc}"
+        if self._token:
+            text = text.replace(self._token, "<redacted>")
+        return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _public_url(url: str) -> str:
+    """The URL without any user:password@ part."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

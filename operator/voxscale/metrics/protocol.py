@@ -1,0 +1,58 @@
+"""The MetricsSource protocol: what the control loop asks of any metrics backend, per shard."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from voxscale.decide.types import ShardMetrics
+from voxscale.metrics.promql import check_value
+from voxscale.series import History
+
+
+@dataclass(frozen=True)
+class ShardSelector:
+    """One shard's series: the SpeechCluster's namespace and name, the shard, the Triton model.
+
+    Every value is checked against the Kubernetes name / label-value charset on construction,
+    so a selector that exists can always be turned into a safe PromQL matcher.
+    """
+
+    namespace: str
+    cluster: str
+    shard: str
+    model: str
+
+    def __post_init__(self) -> None:
+        check_value("namespace", self.namespace)
+        check_value("cluster", self.cluster)
+        check_value("shard", self.shard)
+        check_value("model", self.model)
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Blocking, never raising for backend failures: a failed read is "no data" plus a reason."""
+
+    def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
+        """The shard's rate, latency percentile, queue and batch efficiency at `now`."""
+        ...
+
+    def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
+        """Request rate on the grid start, start+step, ... <= end; NaN where there is no data."""
+        ...
+
+
+# The kopf loop is asyncio; the Prometheus client is blocking `requests`, so the calls run in a
+# worker thread and the event loop keeps serving other handlers meanwhile.
+async def aobserve(source: MetricsSource, selector: ShardSelector, now: float) -> ShardMetrics:
+    """`source.observe` in a thread, for async callers."""
+    return await asyncio.to_thread(source.observe, selector, now)
+
+
+async def ahistory(
+    source: MetricsSource, selector: ShardSelector, start: float, end: float, step: float
+) -> History:
+    """`source.history` in a thread, for async callers."""
+    return await asyncio.to_thread(source.history, selector, start, end, step)
