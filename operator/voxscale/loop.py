@@ -120,7 +120,9 @@ class Loop:
             missing = (("ShardMissing", "Deployment not created yet"),)
             return ShardReport(stored or ShardStatus(name=shard.name), (), missing)
         policy = Policy.from_spec(ctx.spec, shard.name)
-        state = _learn_warmups(self._state(ctx, shard.name, pods.counts.ready), pods.warmups)
+        # After a restart with no stored state, hold what is running (or already asked for).
+        floor = max(pods.counts.ready, pods.counts.desired)
+        state = _learn_warmups(self._state(ctx, shard.name, floor), pods.warmups)
         obs, forecast = await self._observe(ctx, shard, pods, state, horizon_seconds(policy, state))
         decision = decide(obs, forecast, policy, state, ctx.now)
         self.states[(ref.uid, shard.name)] = decision.state
@@ -155,12 +157,12 @@ class Loop:
         await asyncio.to_thread(self.kube.event, ref.body, "Normal", reason, message, _utc(ctx.now))
         telemetry.count_scale(ref.namespace, ref.name, shard, live, decision.replicas)
 
-    def _state(self, ctx: TickContext, shard: str, ready: int) -> ScalerState:
+    def _state(self, ctx: TickContext, shard: str, floor: int) -> ScalerState:
         """Memory first; after a restart, the copy in status; with neither, a seeded window."""
         state = self.states.get((ctx.ref.uid, shard))
         if state is None:
             stored = ctx.stored(shard)
-            state = restore_state(stored.scaler_state if stored else None, ready, ctx.now)
+            state = restore_state(stored.scaler_state if stored else None, floor, ctx.now)
         return state
 
     async def _forecast(self, ctx: TickContext, selector: ShardSelector, horizon: float) -> Forecast | None:

@@ -1,0 +1,166 @@
+"""The control-loop tick, end to end over in-memory fakes of the Kubernetes and Prometheus seams."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.helpers import spec_with
+from voxscale import names
+from voxscale.api import SpeechClusterSpec, SpeechClusterStatus
+from voxscale.decide.types import PodCounts, ShardMetrics
+from voxscale.k8s import ShardPods
+from voxscale.loop import ClusterRef, Loop
+from voxscale.metrics.protocol import ShardSelector
+from voxscale.series import History
+
+NOW = 1_700_000_000.0
+
+
+@dataclass
+class FakeKube:
+    replicas: dict[str, int]
+    ready: dict[str, int] = field(default_factory=dict)
+    hpas: dict[str, str] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    scaled: list[tuple[str, int]] = field(default_factory=list)
+
+    def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
+        name = names.shard_resource_name(cluster, shard)
+        if shard in self.broken:
+            raise RuntimeError("apiserver said 500")
+        desired = self.replicas[name]
+        ready = self.ready.get(name, desired)
+        return ShardPods(True, PodCounts(desired, ready=ready, warming=desired - ready))
+
+    def scale(self, namespace: str, deployment: str, replicas: int) -> None:
+        self.replicas[deployment] = replicas
+        self.scaled.append((deployment, replicas))
+
+    def hpa_targets(self, namespace: str) -> dict[str, str]:
+        return self.hpas
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.statuses.append(status)
+
+    def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
+        self.events.append((type_, reason, message))
+
+
+@dataclass
+class FakeMetrics:
+    """Per-shard rate (req/s) and latency; None = Prometheus has no data for it."""
+
+    rate: dict[str, float | None]
+    latency_ms: float | None = 100.0
+
+    def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
+        rate = self.rate.get(selector.shard)
+        latency = self.latency_ms if rate is not None else None
+        errors = () if rate is not None else ("empty answer",)
+        return ShardMetrics(at=now, rate=rate, latency_ms=latency, errors=errors)
+
+    def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
+        n = int((end - start) // step) + 1
+        rate = self.rate.get(selector.shard)
+        return History.of(start, step, np.full(n, np.nan if rate is None else rate))
+
+
+def _spec() -> SpeechClusterSpec:
+    # Forecast off: these tests are about the loop's plumbing; decide/ and forecast/ test the maths.
+    return spec_with(scaling={"intervalSeconds": 10, "maxReplicas": 40, "forecast": {"enabled": False}})
+
+
+def _ref(status: dict[str, Any] | None = None) -> ClusterRef:
+    body = {"metadata": {"name": "asr", "namespace": "speech", "uid": "u1"}, "status": status or {}}
+    return ClusterRef("speech", "asr", "u1", 1, body)
+
+
+def _tick(
+    loop: Loop, metrics: FakeMetrics, now: float = NOW, ref: ClusterRef | None = None
+) -> SpeechClusterStatus:
+    return asyncio.run(loop.tick(ref or _ref(), _spec(), metrics, now))
+
+
+def _kube(**replicas: int) -> FakeKube:
+    return FakeKube(replicas={f"asr-{k.replace('_', '-')}": v for k, v in replicas.items()})
+
+
+def test_load_above_capacity_scales_up_with_an_event_and_status() -> None:
+    kube = _kube(eu_en=2, eu_de_fr=2, us_en_es=2)
+    # 140 req/s at 14 req/s per replica (20 x 0.7) needs 10 replicas.
+    status = _tick(Loop(kube), FakeMetrics({"eu-en": 140.0, "eu-de-fr": 20.0, "us-en-es": 20.0}))
+    assert kube.replicas["asr-eu-en"] > 2
+    assert [reason for _, reason, _ in kube.events] == [names.REASON_SCALED_UP] * len(kube.events) != []
+    shard = next(s for s in status.shards if s.name == "eu-en")
+    assert shard.replicas == kube.replicas["asr-eu-en"]
+    assert shard.observed_rate == 140.0
+    assert shard.reasons
+    assert status.shard_count == 3
+
+
+def test_missing_metrics_hold_and_say_so_in_conditions() -> None:
+    kube = _kube(eu_en=6, eu_de_fr=2, us_en_es=2)
+    status = _tick(Loop(kube), FakeMetrics({"eu-en": None, "eu-de-fr": 20.0, "us-en-es": 20.0}))
+    assert kube.replicas["asr-eu-en"] == 6
+    metrics = next(c for c in status.conditions if c.type == names.CONDITION_METRICS_AVAILABLE)
+    assert metrics.status == "False"
+    assert "eu-en" in metrics.message
+
+
+def test_one_failing_shard_does_not_stall_the_others() -> None:
+    kube = _kube(eu_en=2, eu_de_fr=2, us_en_es=2)
+    kube.broken = {"eu-de-fr"}
+    status = _tick(Loop(kube), FakeMetrics({"eu-en": 140.0, "eu-de-fr": 140.0, "us-en-es": 140.0}))
+    assert kube.replicas["asr-eu-en"] > 2 and kube.replicas["asr-us-en-es"] > 2
+    broken = next(s for s in status.shards if s.name == "eu-de-fr")
+    assert broken.mode == "hold"
+    assert "apiserver said 500" in broken.reasons[0]
+
+
+def test_a_shard_targeted_by_an_hpa_is_left_alone_and_reported() -> None:
+    kube = _kube(eu_en=2, eu_de_fr=2, us_en_es=2)
+    kube.hpas = {"asr-eu-en": "legacy-hpa"}
+    status = _tick(Loop(kube), FakeMetrics({"eu-en": 140.0, "eu-de-fr": 20.0, "us-en-es": 20.0}))
+    assert kube.replicas["asr-eu-en"] == 2
+    degraded = next(c for c in status.conditions if c.type == names.CONDITION_DEGRADED)
+    assert degraded.status == "True" and degraded.reason == names.REASON_HPA_CONFLICT
+    assert "legacy-hpa" in degraded.message
+
+
+def test_a_hand_scale_is_undone_on_the_next_tick_with_a_drift_event() -> None:
+    kube = _kube(eu_en=3, eu_de_fr=2, us_en_es=2)
+    loop = Loop(kube)
+    metrics = FakeMetrics({"eu-en": 35.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
+    _tick(loop, metrics)
+    settled = kube.replicas["asr-eu-en"]
+    kube.replicas["asr-eu-en"] = 12  # kubectl scale --replicas=12
+    _tick(loop, metrics, NOW + 10)
+    assert kube.replicas["asr-eu-en"] == settled
+    assert kube.events[-1][1] == names.REASON_DRIFT_CORRECTED
+
+
+def test_a_restarted_operator_resumes_from_status_without_a_dip() -> None:
+    kube = _kube(eu_en=20, eu_de_fr=2, us_en_es=2)
+    first = Loop(kube)
+    busy = FakeMetrics({"eu-en": 270.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
+    stored = _tick(first, busy).model_dump(by_alias=True, mode="json", exclude_none=True)
+    # A new operator process: empty memory, the status written by the old one, quiet traffic.
+    quiet = FakeMetrics({"eu-en": 10.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
+    _tick(Loop(kube), quiet, NOW + 10, _ref(stored))
+    assert kube.replicas["asr-eu-en"] == 20
+
+
+@pytest.mark.parametrize("stored", [None, {}], ids=["no-status", "empty-status"])
+def test_a_restart_with_no_stored_state_holds_the_ready_count(stored: dict[str, Any] | None) -> None:
+    kube = _kube(eu_en=20, eu_de_fr=2, us_en_es=2)
+    quiet = FakeMetrics({"eu-en": 10.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
+    _tick(Loop(kube), quiet, NOW, _ref(stored))
+    assert kube.replicas["asr-eu-en"] == 20
