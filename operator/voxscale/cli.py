@@ -43,14 +43,49 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
+def _optional(register: Callable[[Any], None], parent: Any, name: str, extra: str) -> None:
+    """Register a subcommand whose module needs an optional extra; say how to get it if absent."""
+    try:
+        register(parent)
+    except ImportError as err:
+        reason = str(err)
+        missing = parent.add_parser(name, help=f"(needs: pip install 'voxscale[{extra}]')")
+        missing.set_defaults(func=lambda _: _missing_extra(name, extra, reason))
+
+
+def _missing_extra(name: str, extra: str, reason: str) -> int:
+    sys.stderr.write(f"voxscale {name}: {reason}. Install it with: pip install 'voxscale[{extra}]'\n")
+    return 2
+
+
+def _register_replay(sub: Any) -> None:
+    from voxscale.replay import cli as replay
+
+    replay.add_parser(sub)
+
+
+def _register_worker(sub: Any) -> None:
+    from voxscale.worker import serve
+
+    serve.add_parser(sub).set_defaults(func=serve.run)
+
+
+def _register_loadgen(sub: Any) -> None:
+    from voxscale.worker import loadgen
+
+    loadgen.add_parser(sub).set_defaults(func=loadgen.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxscale", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("crd", help="print the SpeechCluster CRD (generated from the API models)")
-
+    sub.add_parser("crd", help="print the SpeechCluster CRD (generated from the API models)").set_defaults(
+        func=_crd
+    )
     render = sub.add_parser("render", help="print the objects a SpeechCluster manifest renders to")
     render.add_argument("manifest")
+    render.set_defaults(func=_render)
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig")
     run.add_argument(
@@ -63,15 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, default=8080)
     run.add_argument("--metrics-port", type=int, default=8081)
     run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
+
+    _optional(_register_replay, sub, "replay", "dev")
+    worker = sub.add_parser("worker", help="the Triton worker side (needs the worker extra)")
+    _optional(
+        _register_worker, worker.add_subparsers(dest="worker_command", required=True), "serve", "worker"
+    )
+    _optional(_register_loadgen, sub, "loadgen", "worker")
     return parser
-
-
-COMMANDS: dict[str, Command] = {"crd": _crd, "render": _render, "run": _run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    func: Command = args.func
+    return func(args)
 
 
 if __name__ == "__main__":
