@@ -1,0 +1,107 @@
+"""Knative-style timelines: a fake clock, a fake shard whose pods warm up, decide() every tick."""
+
+from __future__ import annotations
+
+from tests.test_decide_builders import T0, FakeShard, oracle, policy
+from voxscale.api import ScalerState
+from voxscale.decide import Observation, PodCounts, ShardMetrics, decide
+
+WARMUP = 120.0
+P = policy(
+    capacity_rps=20.0, target_utilization=0.7, declared_warmup_seconds=WARMUP,
+    interval_seconds=10, min_replicas=2, max_replicas=60, slo_latency_ms=500.0,
+)
+
+
+def ramp(t: float) -> float:
+    """40 rps until +10 min, then up 2 rps every 10 s to 400 rps at +40 min, then flat."""
+    return 40.0 + min(max(0.0, t - T0 - 600) / 10 * 2, 360.0)
+
+
+def test_a_ramp_seen_by_the_forecast_has_capacity_ready_before_the_breach() -> None:
+    shard = FakeShard.with_ready(P, WARMUP, 3)
+    shard.run(T0, 3600, ramp, oracle(ramp))
+    for now, load, ready, _, _ in shard.history:
+        # Ready pods can always serve the load at the SLO (capacity, not target): no breach.
+        assert ready * P.capacity_rps >= load, f"short at +{now - T0:.0f} s: {ready} ready"
+    assert shard.history[-1][2] >= 29  # 400 rps / 14 rps per replica
+
+
+def test_the_same_ramp_without_a_forecast_breaches_then_catches_up() -> None:
+    # The counterfactual that shows what the forecast buys: reactive only is late by a warm-up.
+    shard = FakeShard.with_ready(P, WARMUP, 3)
+    shard.run(T0, 3600, ramp)
+    short = [now for now, load, ready, _, _ in shard.history if ready * P.capacity_rps < load]
+    assert short, "reactive-only scaling should have been caught short during the ramp"
+    assert shard.history[-1][2] * P.capacity_rps >= ramp(T0 + 3600)
+
+
+def burst(t: float) -> float:
+    """Steady 50 rps, then an unforeseen 5× burst for 10 minutes from +5 min."""
+    return 250.0 if T0 + 300 <= t < T0 + 900 else 50.0
+
+
+def test_an_unforeseen_burst_panics_and_does_not_scale_down_while_it_lasts() -> None:
+    shard = FakeShard.with_ready(P, WARMUP, 4)
+    shard.run(T0, 1800, burst)
+    modes = {now - T0: d.mode for now, _, _, _, d in shard.history}
+    assert modes[290] == "stable"
+    assert modes[300] == "panic"
+    during = [d.replicas for now, _, _, _, d in shard.history if T0 + 300 <= now < T0 + 900]
+    assert during == sorted(during), "replicas went down during the panic"
+    # The served rate saturates at what 4 ready pods can do, so latency is the only witness of
+    # the demand, and its ask is capped at 2× ready: capacity doubles once per warm-up
+    # (4 → 8 → 16 → 18) instead of trusting a 10× latency blindly.
+    ready_at = {now - T0: ready for now, _, ready, _, _ in shard.history}
+    assert [ready_at[t] for t in (300, 420, 540, 660)] == [4, 8, 16, 18]
+    assert ready_at[660] * P.per_replica_rps >= 250.0
+    # After the burst: back down, but only after the stabilization window.
+    after = {now - T0: d.replicas for now, _, _, _, d in shard.history if now >= T0 + 900}
+    assert after[900] == 18 and after[1190] == 18 and after[1200] < 18
+
+
+def drop(t: float) -> float:
+    """300 rps for 10 minutes, then almost nothing."""
+    return 300.0 if t < T0 + 600 else 1.0
+
+
+def test_after_a_drop_scale_in_waits_for_stabilization_and_stops_at_min() -> None:
+    shard = FakeShard.with_ready(P, WARMUP, 22)
+    shard.run(T0, 1800, drop)
+    replicas = {now - T0: d.replicas for now, _, _, _, d in shard.history}
+    assert replicas[590] == 22
+    assert all(replicas[t] == 22 for t in range(600, 900, 10)), "scaled in before 300 s"
+    assert replicas[900] == 11  # halving after the window
+    assert min(replicas.values()) == P.min_replicas
+    assert replicas[1790] == P.min_replicas
+
+
+def test_a_metrics_outage_holds_then_climbs_the_ladder_and_never_scales_down() -> None:
+    p = policy(capacity_rps=20.0, target_utilization=0.7, declared_warmup_seconds=WARMUP,
+               fallback_replicas=16, failure_threshold=3)
+    shard = FakeShard.with_ready(p, WARMUP, 10)
+    shard.run(T0, 1200, lambda t: 140.0, oracle(lambda t: 120.0),
+              metrics_ok=lambda t: not T0 + 300 <= t < T0 + 900)
+    seen = [(d.mode, d.degraded[-1] if d.degraded else "", d.replicas)
+            for now, _, _, _, d in shard.history if T0 + 300 <= now < T0 + 900]
+    assert [s[:2] for s in seen[:2]] == [("hold", "metrics-unavailable")] * 2
+    assert seen[2][:2] == ("fallback", "fallback-forecast-only")
+    assert seen[-1][:2] == ("fallback", "fallback-floor")
+    counts = [n for _, _, n in seen]
+    assert counts == sorted(counts) and counts[0] == 10 and counts[-1] == 16
+    after = [d for now, _, _, _, d in shard.history if now >= T0 + 900]
+    assert after[0].mode == "stable" and after[0].state.failures == 0
+    assert after[0].replicas == 16, "dropped the moment metrics came back"
+
+
+def test_a_restart_without_stored_state_does_not_dip_below_ready() -> None:
+    # The operator restarts while 20 pods serve a load that has just fallen to 14 rps.
+    shard = FakeShard.with_ready(P, WARMUP, 20)
+    shard.run(T0, 290, lambda t: 14.0)
+    assert {d.replicas for *_, d in shard.history} == {20}
+
+
+def test_without_the_restore_seed_the_same_restart_would_halve_at_once() -> None:
+    # What restore_state prevents: an empty window lets the first tick act on the rate alone.
+    o = Observation(ShardMetrics(at=T0, rate=14.0), PodCounts(desired=20, ready=20))
+    assert decide(o, None, P, ScalerState(), T0).replicas == 10
