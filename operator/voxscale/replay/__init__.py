@@ -1,0 +1,1 @@
+"""Backtest scaling policies on real request traces: simulator, baselines, report and plots."""

@@ -1,0 +1,34 @@
+"""Replay policies, one file each, behind `ScalingPolicy.step(now, view) -> replicas`."""
+
+from __future__ import annotations
+
+from voxscale.replay.policies.aws import AWSPredictive
+from voxscale.replay.policies.base import PolicyContext
+from voxscale.replay.policies.hpa import HPA
+from voxscale.replay.policies.keda import KEDA
+from voxscale.replay.policies.kpa import KPA
+from voxscale.replay.policies.oracle import Oracle
+from voxscale.replay.simulator import ScalingPolicy
+from voxscale.replay.workload import Workload
+
+BASELINES = ("hpa", "keda", "kpa", "aws-predictive")
+POLICY_NAMES = ("voxscale", *BASELINES, "oracle")
+
+
+def build_policy(name: str, ctx: PolicyContext, workload: Workload) -> ScalingPolicy:
+    """A fresh policy (policies keep state) for one run."""
+    if name == "voxscale":
+        from voxscale.replay.policies.voxscale import VoxscalePolicy
+
+        return VoxscalePolicy(ctx)
+    simple: dict[str, type[HPA] | type[KEDA] | type[KPA] | type[AWSPredictive]] = {
+        "hpa": HPA, "keda": KEDA, "kpa": KPA, "aws-predictive": AWSPredictive,
+    }
+    if name in simple:
+        return simple[name](ctx)
+    if name == "oracle":
+        return Oracle(ctx, workload.arrivals)
+    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
+
+
+__all__ = ["BASELINES", "POLICY_NAMES", "PolicyContext", "build_policy"]
