@@ -145,3 +145,14 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(json.dumps(result, indent=1))
         print(f"results: {args.out}", file=sys.stderr)
     return 0 if s["error"] == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m voxscale.worker.loadgen ...`: the same as `voxscale loadgen ...`."""
+    parser = argparse.ArgumentParser(prog="voxscale")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["loadgen", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -208,3 +208,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m voxscale.worker.serve ...`: the same as `voxscale worker serve ...`."""
+    parser = argparse.ArgumentParser(prog="voxscale worker")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -108,3 +108,18 @@ def triton_command(
         # Python-backend shared-memory regions are per host: a unique prefix per worker.
         f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
     ]
+
+
+def free_ports() -> Ports:
+    """Three ports that were free a moment ago (for tests and several workers on one host)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(3)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        http, grpc, metrics = (int(s.getsockname()[1]) for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+    return Ports(http, grpc, metrics)
