@@ -39,7 +39,8 @@ class Behavior:
 
     def apply(self, now: float, raw: int, current: int) -> int:
         """Stabilize `raw` (scale-down takes the window's max), then limit the scale-up rate."""
-        while self.recommendations and self.recommendations[0][0] < now - self.down_window:
+        # HPA keeps recommendations strictly newer than now − window (`After(cutoff)`).
+        while self.recommendations and self.recommendations[0][0] <= now - self.down_window:
             self.recommendations.popleft()
         down = max([raw] + [r for _, r in self.recommendations])
         self.recommendations.append((now, raw))
