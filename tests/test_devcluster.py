@@ -95,7 +95,7 @@ def _all_args(pki_dir: Path) -> list[str]:
     return [
         *c.etcd_args(LAYOUT, PORTS), *c.apiserver_args(LAYOUT, PORTS, pki),
         *c.controller_manager_args(LAYOUT, PORTS, pki), *c.scheduler_args(LAYOUT, PORTS),
-        *c.kwok_args(LAYOUT, PORTS, Path("/state/stages.yaml")),
+        *c.kwok_args(LAYOUT, PORTS.kwok, Path("/state/stages.yaml"), Path("/state/kwok.kubeconfig")),
     ]
 
 

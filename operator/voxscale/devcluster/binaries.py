@@ -15,8 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "e2e" / "cluster" / "build.sh"
 
 
-def ensure_binaries(build_log: Path | None = None) -> Path:
-    """The directory holding REQUIRED (+ helm); builds them first if needed (cold: tens of minutes).
+def ensure_binaries(required: tuple[str, ...] = REQUIRED, build_log: Path | None = None) -> Path:
+    """The directory holding `required` (+ helm); builds them first if needed (cold: ~25 min).
 
     VOXSCALE_E2E_BIN points at a ready directory and skips the build script entirely.
     """
@@ -32,7 +32,7 @@ def ensure_binaries(build_log: Path | None = None) -> Path:
         if build_log is not None:
             build_log.write_text(out.stderr)
         bin_dir = Path(out.stdout.strip().splitlines()[-1])
-    missing = [b for b in REQUIRED if not (bin_dir / b).is_file()]
+    missing = [b for b in required if not (bin_dir / b).is_file()]
     if missing:
         raise ClusterError(f"{bin_dir} lacks {', '.join(missing)}: run {BUILD_SCRIPT}")
     return bin_dir

@@ -14,11 +14,11 @@ import yaml
 
 from voxscale.devcluster import components as c
 from voxscale.devcluster.binaries import ensure_binaries, kubectl_path
+from voxscale.devcluster.fleet import create_nodes, start_kwok
 from voxscale.devcluster.kubectl import Kubectl
 from voxscale.devcluster.pki import IDENTITIES, Pki, write_pki
 from voxscale.devcluster.process import ClusterError, Proc, free_ports, leftovers, start, stop, wait_until
-from voxscale.devcluster.stages import pod_stages
-from voxscale.devcluster.topology import Topology, node_manifests
+from voxscale.devcluster.topology import Topology
 
 STATE_FILE = "state.json"
 # Cold on 2 busy cores the apiserver needs ~20 s to install its APIs and RBAC bootstrap policy.
@@ -108,23 +108,12 @@ def _start_control_plane(cluster: LocalCluster, pki: Pki) -> None:
     procs.append(start("kube-controller-manager", c.controller_manager_args(lay, ports, pki),
                        lay.log("kube-controller-manager")))
     procs.append(start("kube-scheduler", c.scheduler_args(lay, ports), lay.log("kube-scheduler")))
-    stages = lay.state_dir / "kwok-stages.yaml"
-    stages.write_text(yaml.safe_dump_all(pod_stages(), sort_keys=False))
-    procs.append(start("kwok", c.kwok_args(lay, ports, stages), lay.log("kwok")))
+    procs.append(start_kwok(lay, lay.kubeconfig("kwok"), ports.kwok))
 
 
 def _wait_for_fleet(cluster: LocalCluster, topology: Topology) -> None:
     kubectl, procs = cluster.kubectl, cluster.procs
-    nodes = node_manifests(topology)
-    kubectl.apply(*nodes)
-
-    def nodes_ready() -> bool:
-        items = kubectl.json("get", "nodes")["items"]
-        ready = [n for n in items if any(cond["type"] == "Ready" and cond["status"] == "True"
-                                         for cond in n.get("status", {}).get("conditions", []))]
-        return len(ready) == len(nodes)
-
-    wait_until(f"{len(nodes)} kwok nodes Ready", nodes_ready, START_TIMEOUT, procs, interval=0.5)
+    create_nodes(kubectl, topology, procs)
     # Pods are refused until the `default` ServiceAccount exists (the controller-manager makes it).
     wait_until("the default ServiceAccount",
                lambda: kubectl.run("get", "serviceaccount", "default", check=False).returncode == 0,

@@ -129,11 +129,12 @@ def scheduler_args(layout: Layout, ports: Ports) -> list[str]:
     return [layout.binary("kube-scheduler"), *_component_common(layout, "scheduler", ports.scheduler)]
 
 
-def kwok_args(layout: Layout, ports: Ports, stages_file: Path) -> list[str]:
+def kwok_args(layout: Layout, port: int, stages_file: Path, kubeconfig: Path) -> list[str]:
+    """kwok plays the kubelet of annotated nodes only, so it can share a real cluster (kind) too."""
     return [
-        layout.binary("kwok"), f"--kubeconfig={layout.kubeconfig('kwok')}", f"--config={stages_file}",
+        layout.binary("kwok"), f"--kubeconfig={kubeconfig}", f"--config={stages_file}",
         "--manage-all-nodes=false",
         f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_VALUE}",
         f"--node-ip={NODE_IP}", f"--cidr={POD_CIDR}", "--node-lease-duration-seconds=40",
-        f"--server-address={LOOPBACK}:{ports.kwok}",
+        f"--server-address={LOOPBACK}:{port}",
     ]
