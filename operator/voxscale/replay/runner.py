@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +58,18 @@ def context(profile: CapacityProfile, workload: Workload, scenario: Scenario) ->
 
 
 def replay(
-    workload: Workload, policies: Sequence[str], profile: CapacityProfile, scenario: Scenario
+    workload: Workload,
+    policies: Sequence[str],
+    profile: CapacityProfile,
+    scenario: Scenario,
+    knobs: Mapping[str, object] | None = None,
 ) -> list[Run]:
+    """Every policy on the same arrivals; `knobs` tune voxscale's spec (see build_policy)."""
     ctx = context(profile, workload, scenario)
     config = SimConfig(
         profile, scenario.warmup_seconds, max_replicas=scenario.max_replicas,
         initial_replicas=ctx.initial_replicas,
     )
-    return [simulate(build_policy(name, ctx, workload), workload, config) for name in policies]
+    return [
+        simulate(build_policy(name, ctx, workload, knobs), workload, config) for name in policies
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from voxscale.replay.policies.aws import AWSPredictive
 from voxscale.replay.policies.base import PolicyContext
 from voxscale.replay.policies.hpa import HPA
@@ -15,12 +17,20 @@ BASELINES = ("hpa", "keda", "kpa", "aws-predictive")
 POLICY_NAMES = ("voxscale", *BASELINES, "oracle")
 
 
-def build_policy(name: str, ctx: PolicyContext, workload: Workload) -> ScalingPolicy:
-    """A fresh policy (policies keep state) for one run."""
-    if name == "voxscale":
-        from voxscale.replay.policies.voxscale import VoxscalePolicy
+def build_policy(
+    name: str, ctx: PolicyContext, workload: Workload, knobs: Mapping[str, object] | None = None
+) -> ScalingPolicy:
+    """A fresh policy (policies keep state) for one run.
 
-        return VoxscalePolicy(ctx)
+    `knobs` override voxscale's spec fields by Policy attribute name (e.g.
+    `scale_down_stabilization_seconds=600`), plus the forecast's `quantile` and `method`.
+    """
+    if name == "voxscale":
+        from voxscale.replay.policies.voxscale import VoxscalePolicy, policy_for
+
+        extra = dict(knobs or {})
+        forecast = {k: extra.pop(k) for k in ("quantile", "method") if k in extra}
+        return VoxscalePolicy(ctx, policy_for(ctx, **extra), **forecast)  # type: ignore[arg-type]
     simple: dict[str, type[HPA] | type[KEDA] | type[KPA] | type[AWSPredictive]] = {
         "hpa": HPA, "keda": KEDA, "kpa": KPA, "aws-predictive": AWSPredictive,
     }
