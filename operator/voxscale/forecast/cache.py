@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -16,11 +17,25 @@ ANCHOR_SECONDS = 900.0
 short enough to follow a level change within one refit period."""
 
 
+REFIT_SPREAD = 0.25
+"""Each key refits every refit_every × a fixed factor in [0.75, 1.25). Shards first fitted in
+the same tick (all of them, when the operator starts) would otherwise refit in the same tick
+every hour: 1,000 Holt-Winters fits at ~0.14 s is a 140 s tick. Spread over half an hour
+(180 ticks of 10 s) that is ~6 fits, under a second, per tick."""
+
+
 @dataclass(frozen=True)
 class _Entry:
     path: ForecastPath
     settings: tuple[float, float, str, float]
     fitted_at: float
+
+
+def refit_period(key: Hashable, refit_every_seconds: float, spread: float) -> float:
+    """A stable per-key period: the same key gets the same factor in every process."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    unit = int.from_bytes(digest, "big") / 2.0**64
+    return refit_every_seconds * (1.0 - spread + 2.0 * spread * unit)
 
 
 def make_model(method: str, seasonality_seconds: float, quantile: float) -> HoltWinters | SeasonalNaive:
@@ -41,9 +56,12 @@ class ForecastCache:
     which costs a few array reads (tens of microseconds), not a fit (tens of milliseconds).
     """
 
-    def __init__(self, anchor_seconds: float = ANCHOR_SECONDS) -> None:
+    def __init__(self, anchor_seconds: float = ANCHOR_SECONDS, spread: float = REFIT_SPREAD) -> None:
+        if not 0.0 <= spread < 1.0:
+            raise ValueError(f"spread must be in [0, 1), got {spread}")
         self._entries: dict[Hashable, _Entry] = {}
         self._anchor_seconds = anchor_seconds
+        self._spread = spread
         self.refits = 0
         """How many times a model was fitted (including fits that found the history unusable)."""
 
@@ -62,10 +80,11 @@ class ForecastCache:
         """Highest mean / upper rate over [now, now + horizon]; None when history is unusable."""
         settings = (seasonality_seconds, quantile, method, history.step)
         entry = self._entries.get(key)
-        if entry is None or _stale(entry, settings, now, horizon_seconds, refit_every_seconds):
+        period = refit_period(key, refit_every_seconds, self._spread)
+        if entry is None or _stale(entry, settings, now, horizon_seconds, period):
             # Cover the whole refit period plus twice the horizon, so a growing learned warm-up
             # does not force an early refit: 1 h + 2 × 90 s = 63 points at 1 minute.
-            span = max(0.0, now - history.end) + refit_every_seconds + 2 * horizon_seconds
+            span = max(0.0, now - history.end) + period + 2 * horizon_seconds
             entry = self._refit(key, history, now, span, settings)
             if entry is None:
                 return None
