@@ -41,8 +41,16 @@ def run_one(path: str, scenario: Scenario, knobs: dict[str, object], plot_to: st
     return scores, time.perf_counter() - started
 
 
-def _viol_minutes(s: Score) -> float:
-    return s.violation_minutes_pct / 100 * s.hours * 60
+def timing(path: Path, policies: Sequence[str]) -> None:
+    """Seconds to simulate the whole 14-day ELB trace at 1-s steps, one policy, one core."""
+    profile = load_profile()
+    scenario = Scenario(span_days=14.0, prior_days=0.0)
+    workload = load(path, profile, scenario)
+    for name in policies:
+        started = time.perf_counter()
+        replay(workload, [name], profile, scenario)
+        print(f"timing: {workload.seconds / 86400:.1f} days = {workload.seconds:,} 1-s steps, "
+              f"{name}: {time.perf_counter() - started:.1f} s on one core")
 
 
 def goals(scores: Sequence[Score]) -> list[str]:
@@ -134,6 +142,8 @@ def main() -> int:
     ap.add_argument("--span-days", type=float, default=None, help="default 7 (quick: 1)")
     ap.add_argument("--sweep-span-days", type=float, default=None, help="default 2 (quick: 1)")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--timing", action="store_true",
+                    help="only time 14 days of ELB at 1-s steps per policy, then exit")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--knob", action="append", default=[],
                     help="voxscale spec knob NAME=VALUE (Policy field, quantile or method)")
@@ -143,6 +153,9 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = trace_paths(args.traces)
+    if args.timing:
+        timing(next(p for p in paths if p.stem.startswith("elb")), POLICY_NAMES)
+        return 0
     profile = load_profile()
     print(profile.summary())
     print(f"traces: {', '.join(p.stem for p in paths)}; span {span:g} days; knobs {knobs or '-'}")
