@@ -36,8 +36,9 @@ def test_voxscale_refits_hourly_and_learns_warm_up_from_simulated_pods() -> None
     policy = VoxscalePolicy(ctx)
     run = simulate(policy, work, SimConfig(profile, 120, initial_replicas=ctx.initial_replicas))
     assert policy.interval_seconds == 10.0
-    # A fit at the start, then one per refitEvery (1 h): t = 0, 3600, 7200.
-    assert policy.cache.refits == 3
+    # A fit at the start, then one per refitEvery (1 h, jittered ±25 % per key by the cache),
+    # never one per tick: 2 h of 10-s ticks is 721 ticks but only 2 or 3 fits.
+    assert 2 <= policy.cache.refits <= 3
     # Pods that went from created to Ready in the simulator fed the learned warm-up.
     assert run.ready.max() > ctx.initial_replicas
     assert policy.state.warmup_samples and set(policy.state.warmup_samples) == {120.0}
