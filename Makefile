@@ -3,14 +3,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-dev
+STAMP := $(VENV)/.installed
+# The worker extra (real Triton from nvidia-pytriton, tritonclient, torch, the reference ASR model)
+# is installed too: the integration tests start real Triton workers.
+EXTRAS ?= dev,worker
 
 .PHONY: demo test lint unit integration crd venv system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
 venv: $(STAMP)
