@@ -27,9 +27,10 @@ _POD_IPS = (
 )
 
 
-def _condition(kind: str, status: str, reason: str = "") -> str:
-    why = f", reason: {reason}" if reason else ""
-    return f'- {{type: {kind}, status: "{status}"{why}, lastTransitionTime: {{{{ $now | Quote }}}}}}\n'
+def _condition(kind: str, status: str, reason: str = "null") -> str:
+    # Conditions are merged by type, so a Ready=True must null the WarmingUp reason explicitly.
+    now = "{{ $now | Quote }}"
+    return f'- {{type: {kind}, status: "{status}", reason: {reason}, lastTransitionTime: {now}}}\n'
 
 
 def _containers(ready: bool, started: str) -> str:

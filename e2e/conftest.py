@@ -1,0 +1,125 @@
+"""e2e fixtures: a real API server (local control plane + kwok GPU nodes, or E2E_KUBECONFIG)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.helpers import FIGURES, E2ECluster, eventually, install_crd
+from voxscale.devcluster import ClusterError, Kubectl, up
+from voxscale.devcluster.binaries import ensure_binaries
+from voxscale.devcluster.components import Layout
+from voxscale.devcluster.fleet import attach_fleet, detach_fleet
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: runs against a real Kubernetes API server")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("e2e figures")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
+    """The cluster under test, for the whole session.
+
+    With E2E_KUBECONFIG set (e.g. a kind cluster) that cluster is used as is; otherwise a local
+    control plane is built (first run only) and started under a temporary directory.
+    """
+    workdir = tmp_path_factory.mktemp("e2e")
+    external = os.environ.get("E2E_KUBECONFIG")
+    if external:
+        yield from _external_cluster(Path(external), workdir)
+        return
+    try:
+        local = up(workdir / "cluster")
+    except ClusterError as e:
+        pytest.fail(f"the local control plane did not start: {e}", pytrace=False)
+    FIGURES["local cluster start (binaries present → all nodes Ready)"] = f"{local.start_seconds} s"
+    try:
+        yield E2ECluster(local.kubectl, workdir, local)
+    finally:
+        local.down()  # raises if any process or port is left behind
+
+
+def _external_cluster(kubeconfig: Path, workdir: Path) -> Iterator[E2ECluster]:
+    """E2E_KUBECONFIG's cluster, with our kwok (a local process) adding the fake GPU nodes to it."""
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.fail("E2E_KUBECONFIG is set but kubectl is not on PATH", pytrace=False)
+    kubectl = Kubectl(binary, kubeconfig)
+    try:
+        fleet = attach_fleet(kubectl, Layout(ensure_binaries(("kwok",)), workdir / "kwok"))
+    except ClusterError as e:
+        pytest.fail(f"kwok could not add the fake GPU nodes to {kubeconfig}: {e}", pytrace=False)
+    try:
+        yield E2ECluster(kubectl, workdir)
+    finally:
+        detach_fleet(kubectl, fleet)
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: E2ECluster) -> Kubectl:
+    """kubectl bound to the admin kubeconfig of the cluster under test."""
+    return cluster.kubectl
+
+
+@pytest.fixture(scope="session")
+def speechcluster_crd(kubectl: Kubectl) -> dict[str, Any]:
+    """crds/speechcluster.yaml installed and Established (the stored CRD object)."""
+    return install_crd(kubectl)
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real, empty Prometheus on a loopback port (the integration tests' server, reused as is).
+
+    Yields `tests.integration.prometheus_server.PrometheusServer`. A test that needs history
+    calls that module's `backfill` and then `run_prometheus` itself (blocks load at start-up).
+    """
+    from tests.integration.prometheus_server import run_prometheus
+
+    data_dir = tmp_path_factory.mktemp("prometheus") / "data"
+    data_dir.mkdir()
+    with run_prometheus(data_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test (PodSecurity `baseline` enforced), emptied and deleted after."""
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:5]}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    yield name
+    # Pods normally wait out their 30 s grace period; a test's leftovers must not hold GPUs
+    # that the next test counts on, so owners are removed without cascading and pods get 1 s.
+    kubectl.run("delete", "deployments,replicasets", "--all", "-n", name, "--cascade=orphan",
+                "--wait=false", check=False)
+
+    def pods_gone() -> bool:
+        if not kubectl.json("get", "pods", "-n", name)["items"]:
+            return True
+        kubectl.run("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false",
+                    check=False)
+        return False
+
+    eventually(f"pods of {name} gone", pods_gone, timeout=60, interval=1.0)
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)

@@ -1,0 +1,143 @@
+"""The SpeechCluster CRD on a real API server: it installs, rejects bad specs clearly, applies defaults."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.helpers import example_speechcluster
+from voxscale.devcluster import Kubectl, KubectlError
+
+Manifest = dict[str, Any]
+
+
+def _set(path: str, value: Any) -> Callable[[Manifest], None]:
+    """A mutation setting `a.b.0.c` (dots; integers index lists) to `value`."""
+    *parents, last = path.split(".")
+
+    def mutate(doc: Manifest) -> None:
+        node: Any = doc
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
+        node[int(last) if last.isdigit() else last] = value
+
+    return mutate
+
+
+def _both(*mutations: Callable[[Manifest], None]) -> Callable[[Manifest], None]:
+    def mutate(doc: Manifest) -> None:
+        for m in mutations:
+            m(doc)
+
+    return mutate
+
+
+def _duplicate_first_shard(doc: Manifest) -> None:
+    doc["spec"]["shards"].append(copy.deepcopy(doc["spec"]["shards"][0]))
+
+
+# (what is wrong, how to make it wrong, words the API server's answer must contain)
+BAD_MANIFESTS: list[tuple[str, Callable[[Manifest], None], tuple[str, ...]]] = [
+    ("cluster_min_above_max", _both(_set("spec.scaling.minReplicas", 9), _set("spec.scaling.maxReplicas", 3)),
+     ("spec.scaling", "minReplicas must be <= maxReplicas")),
+    ("shard_min_above_max", _both(_set("spec.shards.0.minReplicas", 5), _set("spec.shards.0.maxReplicas", 2)),
+     ("spec.shards[0]", "minReplicas must be <= maxReplicas")),
+    ("unknown_field", _set("spec.scaling.maxReplica", 10), ('unknown field "spec.scaling.maxReplica"',)),
+    ("bad_shard_name", _set("spec.shards.0.name", "EU_en"), ("spec.shards[0].name", "should match")),
+    ("duplicate_shard", _duplicate_first_shard, ("spec.shards[3]", "Duplicate value")),
+    ("empty_shards", _set("spec.shards", []), ("spec.shards", "at least 1 items")),
+    ("absurd_percentile", _set("spec.slo.percentile", "p101"),
+     ("spec.slo.percentile", 'Unsupported value: "p101"')),
+    ("oversized_model_name", _set("spec.model.name", "m" * 64),
+     ("spec.model.name", "may not be more than 63")),
+    ("oversized_prometheus_query", _set("spec.prometheus.queries.rate", "x" * 2049),
+     ("spec.prometheus.queries.rate", "may not be more than 2048")),
+    ("preferred_batch_above_max", _set("spec.batching.preferredBatchSizes", [8, 64]),
+     ("spec.batching", "every preferredBatchSizes entry must be <= maxBatchSize")),
+    ("cluster_name_too_long", _set("metadata.name", "a" * 43),
+     ("metadata.name must be at most 42 characters",)),
+    ("zero_latency_slo", _set("spec.slo.latencyMs", 0), ("spec.slo.latencyMs", "should be greater than 0")),
+    ("negative_gpus", _set("spec.worker.gpus", -1),
+     ("spec.worker.gpus", "should be greater than or equal to 0")),
+    ("bad_language_tag", _set("spec.shards.1.languages", ["German"]),
+     ("spec.shards[1].languages[0]", "should match")),
+]
+
+
+def _create(kubectl: Kubectl, doc: Manifest) -> str:
+    return kubectl.run("create", "--validate=strict", "-f", "-", stdin=yaml.safe_dump(doc)).stdout
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BAD_MANIFESTS],
+                         ids=[i for i, _, _ in BAD_MANIFESTS])
+def test_the_api_server_rejects_a_bad_speechcluster_naming_the_problem(
+    kubectl: Kubectl, speechcluster_crd: Manifest, namespace: str,
+    mutate: Callable[[Manifest], None], expected: tuple[str, ...],
+) -> None:
+    doc = example_speechcluster(namespace)
+    mutate(doc)
+    with pytest.raises(KubectlError) as rejected:
+        _create(kubectl, doc)
+    for words in expected:
+        assert words in rejected.value.stderr
+
+
+def test_the_crd_is_established_with_its_served_version(speechcluster_crd: Manifest) -> None:
+    conditions = {c["type"]: c["status"] for c in speechcluster_crd["status"]["conditions"]}
+    assert conditions["Established"] == "True"
+    assert conditions["NamesAccepted"] == "True"
+    assert speechcluster_crd["status"]["acceptedNames"]["kind"] == "SpeechCluster"
+
+
+def test_a_shard_cannot_move_to_another_region(kubectl: Kubectl, speechcluster_crd: Manifest,
+                                               namespace: str) -> None:
+    doc = example_speechcluster(namespace)
+    _create(kubectl, doc)
+    patch = '[{"op": "replace", "path": "/spec/shards/0/region", "value": "us-east"}]'
+    with pytest.raises(KubectlError) as rejected:
+        kubectl.run("patch", "speechcluster", doc["metadata"]["name"], "-n", namespace,
+                    "--type=json", "-p", patch)
+    assert "spec.shards[0]" in rejected.value.stderr
+    assert "a shard's region is immutable" in rejected.value.stderr
+
+
+def _defaults(schema: Manifest, given: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(path, default) for every schema default that `given` leaves out, recursing into objects."""
+    found: list[tuple[str, Any]] = []
+    for key, prop in schema.get("properties", {}).items():
+        here = f"{path}.{key}"
+        present = isinstance(given, dict) and key in given
+        if not present and "default" in prop:
+            found.append((here, prop["default"]))
+        if prop.get("type") == "object" and (present or "default" in prop):
+            found += _defaults(prop, given.get(key) if present else prop["default"], here)
+    return found
+
+
+def _lookup(doc: Manifest, path: str) -> Any:
+    node: Any = doc
+    for key in path.strip(".").split("."):
+        node = node[key]
+    return node
+
+
+def test_the_example_is_accepted_and_every_schema_default_is_applied(
+    kubectl: Kubectl, speechcluster_crd: Manifest, namespace: str,
+) -> None:
+    doc = example_speechcluster(namespace)
+    _create(kubectl, doc)
+    stored = kubectl.json("get", "speechcluster", doc["metadata"]["name"], "-n", namespace)
+    schema = speechcluster_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    expected = _defaults(schema["properties"]["spec"], doc["spec"], "spec")
+    assert expected, "the CRD declares no default the example leaves out"
+    for path, default in expected:
+        value = _lookup(stored, path)
+        if isinstance(default, dict):
+            assert isinstance(value, dict), path
+        else:
+            assert value == default, path
+    assert stored["spec"]["shards"] == doc["spec"]["shards"]
