@@ -128,6 +128,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write the summary and every record as JSON here")
     p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run)
     return p
 
 

@@ -173,6 +173,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--max-queue-delay-us", type=int, help="override the dynamic batcher's queue delay")
     p.add_argument("--load-seconds", type=float, help="stand-in only: artificial model-load delay (GPU load)")
     p.add_argument("--ready-timeout", type=float, default=600.0)
+    p.set_defaults(handler=run)
     return p
 
 
