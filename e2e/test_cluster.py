@@ -130,3 +130,16 @@ def test_a_service_account_token_kubeconfig_is_bound_by_rbac(
     eventually("RBAC to allow listing pods",
                lambda: reader.run("get", "pods", "-n", namespace, check=False).returncode == 0, timeout=30)
     assert reader.run("auth", "can-i", "delete", "pods", "-n", namespace, check=False).stdout.strip() == "no"
+
+
+def test_pod_security_admission_refuses_a_privileged_pod_in_a_baseline_namespace(
+    kubectl: Kubectl, namespace: str,
+) -> None:
+    pod = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1",
+                                 "securityContext": {"privileged": True}}]},
+    }
+    with pytest.raises(KubectlError) as refused:
+        kubectl.apply(pod)
+    assert 'violates PodSecurity "baseline:latest": privileged' in refused.value.stderr
