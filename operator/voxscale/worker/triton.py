@@ -69,9 +69,11 @@ def prepare_backends(dist: TritonDist, workdir: Path) -> Path:
 def triton_env(dist: TritonDist, base: dict[str, str]) -> dict[str, str]:
     """The environment the Python-backend stub needs under a non-system (pyenv, venv) Python.
 
-    The stub links libpython3.11; unless this interpreter's own libpython comes first on
-    LD_LIBRARY_PATH it picks up the system one and dies with an `_thread.RLock` error. It
-    must also see this interpreter's site-packages (numpy, torch, ...) on PYTHONPATH.
+    The stub links `libpython3.x.so` without a path: with this interpreter's LIBDIR first it
+    loads the same build as the site-packages it imports (checked in /proc/<stub>/maps);
+    otherwise it takes the system's libpython 3.11, a different build, which has been seen
+    to die with an `_thread.RLock` error. PYTHONPATH carries this interpreter's
+    site-packages (numpy, torch, ...), which an embedded interpreter would not find.
     """
     env = dict(base)
     libdir = str(sysconfig.get_config_var("LIBDIR") or "")
