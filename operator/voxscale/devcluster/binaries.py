@@ -16,7 +16,7 @@ BUILD_SCRIPT = REPO_ROOT / "e2e" / "cluster" / "build.sh"
 
 
 def ensure_binaries(required: tuple[str, ...] = REQUIRED, build_log: Path | None = None) -> Path:
-    """The directory holding `required` (+ helm); builds them first if needed (cold: ~25 min).
+    """The directory holding `required` (+ helm); builds them first if needed (cold: ~14 min).
 
     VOXSCALE_E2E_BIN points at a ready directory and skips the build script entirely.
     """
