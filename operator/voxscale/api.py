@@ -388,7 +388,7 @@ class SpeechClusterStatus(_Model):
     observed_generation: int | None = None
     conditions: Annotated[list[Condition], Field(max_length=16)] = Field(default_factory=list)
     shards: Annotated[list[ShardStatus], Field(max_length=32)] = Field(default_factory=list)
-    # Cluster-wide roll-ups for `kubectl get sc` printer columns.
+    # Cluster-wide roll-ups for `kubectl get spc` printer columns.
     shard_count: int = 0
     desired_replicas: int = 0
     ready_replicas: int = 0

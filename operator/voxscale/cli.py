@@ -64,6 +64,19 @@ def _register_replay(sub: Any) -> None:
     replay.add_parser(sub)
 
 
+def _dev_cluster(args: argparse.Namespace) -> int:
+    from voxscale.devcluster.commands import cluster_down, cluster_up
+
+    state = Path(args.state_dir) if args.state_dir else None
+    return cluster_up(state) if args.action == "up" else cluster_down(state)
+
+
+def _register_demo(sub: Any) -> None:
+    from voxscale.demo import cli as demo
+
+    demo.add_parser(sub)
+
+
 def _register_worker(sub: Any) -> None:
     from voxscale.worker import serve
 
@@ -100,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
 
+    dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="dev_command", required=True)
+    cluster = dev.add_parser("cluster", help="a local control plane with kwok GPU nodes (for e2e and demo)")
+    cluster.add_argument("action", choices=["up", "down"])
+    cluster.add_argument("--state-dir", help="where certificates, logs and the kubeconfig live")
+    cluster.set_defaults(func=_dev_cluster)
+
     _optional(_register_replay, sub, "replay", "dev")
+    _optional(_register_demo, sub, "demo", "dev")
     worker = sub.add_parser("worker", help="the Triton worker side (needs the worker extra)")
     _optional(
         _register_worker, worker.add_subparsers(dest="worker_command", required=True), "serve", "worker"

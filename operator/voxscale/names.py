@@ -8,7 +8,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "SpeechCluster"
 PLURAL = "speechclusters"
 SINGULAR = "speechcluster"
-SHORT_NAME = "sc"
+# Not "sc": kubectl resolves that to the built-in StorageClass before any CRD.
+SHORT_NAME = "spc"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
 FIELD_MANAGER = "voxscale"
@@ -91,6 +92,7 @@ def common_labels(cluster: str, shard: str, region: str, model: str) -> dict[str
         LABEL_REGION: region,
         LABEL_MODEL: model,
     }
+
 
 # Prometheus label names on scraped Triton series. The scrape config (Helm chart, e2e, demo)
 # relabels the pod's labels into these, so the operator's queries can select one shard.

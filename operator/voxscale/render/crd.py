@@ -111,12 +111,11 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 def _shard_list(spec_schema: dict[str, Any]) -> None:
     shards = spec_schema["properties"]["shards"]
     # A map keyed by name: server-side apply merges shards by name, and transition rules
-    # (oldSelf) on an item compare a shard with its own previous version.
+    # (oldSelf) on an item compare a shard with its own previous version. The name is the
+    # shard's identity: "renaming" one removes a shard (its objects are deleted) and adds
+    # another, so there is no rename to forbid — the region, though, is immutable per name.
     shards["x-kubernetes-list-type"] = "map"
     shards["x-kubernetes-list-map-keys"] = ["name"]
-    shards["items"]["properties"]["name"]["x-kubernetes-validations"] = [
-        {"rule": "self == oldSelf", "message": "a shard's name is immutable"}
-    ]
 
 
 def _status_schema() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from voxscale import names
 from voxscale.api import Condition, Mode, ShardStatus, SpeechClusterStatus
 from voxscale.decide.types import Decision, Forecast, Observation
 
-# Worst first: the cluster-wide mode shown by `kubectl get sc` is its worst shard's.
+# Worst first: the cluster-wide mode shown by `kubectl get spc` is its worst shard's.
 MODE_SEVERITY: dict[Mode, int] = {"stable": 0, "panic": 1, "hold": 2, "fallback": 3}
 
 
