@@ -86,3 +86,13 @@ def test_the_standin_batch_costs_a_fixed_part_plus_a_small_part_per_item(batch: 
 
 def test_the_standin_says_it_is_a_standin() -> None:
     assert "stand-in" in _standin().transcript(16_000, 4)
+
+
+def test_a_missing_worker_extra_is_an_error_that_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voxscale.worker import triton
+
+    monkeypatch.setattr(triton.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[worker\]'"):
+        triton.find_dist()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -114,6 +116,16 @@ def test_every_metric_and_label_the_default_queries_read_is_exported(worker: Wor
     quantiles = {lab.get("quantile") for n, lab, _ in found if n == "nv_inference_request_summary_us"}
     # Every SLO percentile the API accepts (p50, p90, p95, p99) has its own series.
     assert {quantile_label(q) for q in (0.5, 0.9, 0.95, 0.99)} <= quantiles
+
+
+def test_the_loadgen_command_reports_and_writes_every_request(worker: Worker, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    argv = [sys.executable, "-m", "voxscale.worker.loadgen", "--url", worker.grpc_url,
+            "--rate", "20", "--duration", "2", "--no-progress", "--out", str(out)]  # fmt: skip
+    printed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.read_text())
+    assert re.search(r"p95 [0-9.]+ ms", printed), printed
+    assert result["summary"]["ok"] == result["summary"]["offered"] == len(result["records"]) > 0
 
 
 def test_serve_is_ready_only_after_the_model_has_loaded() -> None:
