@@ -80,7 +80,7 @@ class Resources(_Model):
 
 
 class WorkerSpec(_Model):
-    image: Annotated[str, Field(min_length=1, max_length=512)] = "nvcr.io/nvidia/tritonserver:24.08-py3"
+    image: Annotated[str, Field(min_length=1, max_length=512)] = "nvcr.io/nvidia/tritonserver:24.10-py3"
     gpus: Annotated[int, Field(ge=0, le=16)] = 1
     resources: Resources = Field(default_factory=Resources)
     node_selector: Annotated[

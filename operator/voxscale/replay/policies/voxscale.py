@@ -14,6 +14,8 @@ from dataclasses import replace
 
 from voxscale.api import ScalerState
 from voxscale.decide import (
+    Decision,
+    Forecast,
     Observation,
     PodCounts,
     Policy,
@@ -62,6 +64,9 @@ class VoxscalePolicy:
         self.cache = ForecastCache()
         self.quantile, self.method = quantile, method
         self.desired = ctx.initial_replicas
+        self.last_decision: Decision | None = None
+        self.last_forecast: Forecast | None = None
+        """The latest tick's inputs and outcome, for timelines (the demo) and tests."""
 
     def step(self, now: float, view: View) -> int:
         self.state = record_warmups(self.state, view.new_warmups)
@@ -77,6 +82,7 @@ class VoxscalePolicy:
             )
         decision = decide(obs, forecast, self.policy, self.state, now)
         self.state, self.desired = decision.state, decision.replicas
+        self.last_decision, self.last_forecast = decision, forecast
         return decision.replicas
 
     def observe(self, now: float, view: View) -> Observation:

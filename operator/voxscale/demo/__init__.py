@@ -1,0 +1,1 @@
+"""`voxscale demo`: show voxscale doing its job on the example SpeechCluster."""
