@@ -62,7 +62,7 @@ build() {
 
 case "${1:-path}" in
   path)
-    locate || die "helm not found: run 'make helm' (scripts/helm.sh build builds helm $(pin HELM_VERSION) from its Go module into $CACHE/bin/$(pin K8S_VERSION)/; e2e/cluster/build.sh builds it too)"
+    locate || die "helm not found: run 'make cluster-binaries' (e2e/cluster/build.sh builds helm $(pin HELM_VERSION) from its Go module into $CACHE/bin/$(pin K8S_VERSION)/), or 'bash scripts/helm.sh build' for helm alone"
     ;;
   build) build ;;
   *) die "usage: scripts/helm.sh [path|build]" ;;

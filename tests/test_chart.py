@@ -37,11 +37,13 @@ NAMESPACED_ALLOWED = {
     ("", "events", "create"),
     ("", "secrets", "get"),
 }
-# kopf's CRD watch is the one cluster-scoped read, in both modes.
+# kopf's CRD watch is a cluster-scoped read in both modes.
 CLUSTER_SCOPED_ALLOWED = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
 }
+# With --namespace, kopf also lists/watches Namespaces before serving (else ~55 s of retries).
+NAMESPACE_DISCOVERY = {("", "namespaces", "list"), ("", "namespaces", "watch")}
 FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
 
 CLUSTER: dict[str, Any] = {"prometheus": {"tokenSecretNames": TOKEN_SECRETS}}
@@ -236,7 +238,7 @@ def test_cluster_mode_grants_exactly_what_the_operator_calls() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": RELEASE_NS}]
 
 
-def test_namespaced_mode_grants_a_role_per_namespace_and_only_crd_reads_cluster_wide() -> None:
+def test_namespaced_mode_grants_a_role_per_namespace_and_only_discovery_reads_cluster_wide() -> None:
     docs = render(NAMESPACED)
     roles = of_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["speech-eu", "speech-us"]
@@ -246,7 +248,7 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_only_crd_reads_cluster_
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["speech-eu", "speech-us"]
     assert all(b["roleRef"]["kind"] == "Role" for b in bindings)
     (cluster_role,) = of_kind(docs, "ClusterRole")
-    assert grants(cluster_role["rules"]) == CLUSTER_SCOPED_ALLOWED
+    assert grants(cluster_role["rules"]) == CLUSTER_SCOPED_ALLOWED | NAMESPACE_DISCOVERY
 
 
 def test_every_child_kind_the_operator_applies_can_be_created_patched_listed_and_deleted() -> None:

@@ -101,3 +101,14 @@ without it kopf only logs a warning, but the watch is cheap and read-only. Clust
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
 {{- end -}}
+
+{{/*
+Namespaced mode only: kopf lists and watches Namespaces to resolve --namespace before it serves
+anything. Without this it retries the forbidden list 9 times (about 55 s, 13 ERROR lines, measured
+against kube-apiserver 1.33) before falling back to the names as given. Names and labels only.
+*/}}
+{{- define "voxscale.namespaceRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end -}}
