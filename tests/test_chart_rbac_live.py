@@ -1,0 +1,122 @@
+"""The chart's RBAC on a real kube-apiserver: `voxscale run` as the chart's account does its whole job."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from e2e.helpers import eventually, example_speechcluster, install_crd
+
+from tests.test_chart import RELEASE, RELEASE_NS, render
+from voxscale.devcluster import ClusterError, Kubectl, LocalCluster, up
+
+TOKEN = "live-rbac-token-7c1d"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    try:
+        cluster: LocalCluster = up(tmp_path_factory.mktemp("rbac-live") / "cluster")
+    except ClusterError as e:
+        pytest.fail(f"the local control plane did not start (make cluster-binaries): {e}", pytrace=False)
+    try:
+        install_crd(cluster.kubectl)
+        cluster.kubectl.run("create", "namespace", RELEASE_NS)
+        yield cluster.kubectl
+    finally:
+        cluster.down()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _speechcluster(ns: str) -> dict[str, Any]:
+    # Prometheus on a closed port: metrics fail, so after 2 ticks the fallback floor (3) scales.
+    sc = example_speechcluster(ns)
+    sc["spec"]["prometheus"] = {
+        "url": f"http://127.0.0.1:{_free_port()}",
+        "timeoutSeconds": 1,
+        "bearerTokenSecretRef": {"name": "prometheus-token", "key": "token"},
+    }
+    sc["spec"]["scaling"].update(
+        intervalSeconds=2, fallback={"failureThreshold": 2, "replicas": 3}, forecast={"enabled": False}
+    )
+    return sc
+
+
+def _count(kubectl: Kubectl, kind: str, ns: str) -> int:
+    return len(kubectl.json("get", kind, "-n", ns, "-l", "voxscale.io/cluster=asr")["items"])
+
+
+def _replicas(kubectl: Kubectl, ns: str) -> set[int]:
+    return {d["spec"].get("replicas") for d in kubectl.json("get", "deploy", "-n", ns)["items"]}
+
+
+def _whole_job(kubectl: Kubectl, ns: str) -> None:
+    """Create, scale, status, shard removal, drift correction and deletion, as an operator would."""
+    kubectl.apply(_speechcluster(ns))
+    for kind in ("deploy", "svc", "cm", "pdb"):  # server-side apply that creates
+        eventually(f"3 {kind} applied", lambda k=kind: _count(kubectl, k, ns) == 3, 60)  # type: ignore[misc]
+    eventually("fallback floor applied by the scaler", lambda: _replicas(kubectl, ns) == {3}, 60)
+    eventually("status written", lambda: kubectl.json("get", "speechclusters", "asr", "-n", ns).get("status"))
+    kubectl.run("patch", "speechclusters", "asr", "-n", ns, "--type=json", "-p",
+                '[{"op": "remove", "path": "/spec/shards/2"}]')  # fmt: skip
+    eventually("shard objects deleted", lambda: _count(kubectl, "deploy", ns) == 2, 60)
+    kubectl.run("scale", "deploy/asr-eu-en", "-n", ns, "--replicas=7")
+    eventually("hand scale undone", lambda: _replicas(kubectl, ns) == {3}, 60)
+    kubectl.run("delete", "speechclusters", "asr", "-n", ns, "--wait=false")
+    eventually("finalizer released", lambda: not kubectl.json("get", "speechclusters", "-n", ns)["items"], 60)
+
+
+def _run_operator(kubeconfig: Path, args: list[str], log: Path, job: Callable[[], None]) -> str:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    ports = [f"--liveness-port={_free_port()}", f"--metrics-port={_free_port()}"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voxscale.cli", "run", *ports, *args], env=env, stdout=out, stderr=out
+        )
+        try:
+            job()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return log.read_text()
+
+
+@pytest.mark.parametrize("mode", ["cluster", "namespaced"])
+def test_the_operator_does_its_whole_job_with_only_the_charts_rbac(
+    mode: str, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    ns = f"speech-{mode}"
+    kubectl.run("create", "namespace", ns)
+    kubectl.run("create", "secret", "generic", "prometheus-token", "-n", ns, f"--from-literal=token={TOKEN}")
+    values: dict[str, Any] = {"prometheus": {"tokenSecretNames": ["prometheus-token"]}}
+    if mode == "namespaced":
+        values["watch"] = {"mode": "namespaced", "namespaces": [ns]}
+    rbac = [d for d in render(values) if d["kind"] in RBAC_KINDS]
+    kubectl.apply(*rbac)
+    try:
+        sa = kubectl.kubeconfig_for_service_account(RELEASE_NS, RELEASE, tmp_path)
+        args = ["--namespace", ns] if mode == "namespaced" else []
+        log = _run_operator(sa, args, tmp_path / "operator.log", lambda: _whole_job(kubectl, ns))
+    finally:
+        kubectl.run("delete", "-f", "-", "--ignore-not-found", stdin=yaml.safe_dump_all(rbac[1:]))
+    assert "forbidden" not in log.lower(), log
+    assert " ERROR " not in log, log
+    assert TOKEN not in log
+    reasons = {e["reason"] for e in kubectl.json("get", "events", "-n", ns)["items"]
+               if e.get("reportingComponent") == "voxscale-operator"}  # fmt: skip
+    assert reasons >= {"ScaledUp", "ShardRemoved", "DriftCorrected"}
