@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -110,17 +111,33 @@ class Kube:
     def _call(
         self, method: str, path: str, body: Any, content_type: str, query: Sequence[tuple[str, Any]]
     ) -> Any:
-        return self.api.call_api(
-            path,
-            method,
-            query_params=list(query),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            response_type="object",
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        if not hasattr(self.api, "param_serialize"):  # kubernetes < 35
+            return self.api.call_api(
+                path,
+                method,
+                query_params=list(query),
+                header_params=headers,
+                body=body,
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+        # kubernetes >= 35 (openapi-generator 7) split call_api into serialize, send, read; the
+        # old keyword call fails with TypeError on every apply, so no child was ever created.
+        method, url, headers, body, post = self.api.param_serialize(
+            method, path, query_params=list(query), header_params=headers, body=body,
             auth_settings=["BearerToken"],
-            _return_http_data_only=True,
+        )
+        response = self.api.call_api(
+            method, url, header_params=headers, body=body, post_params=post,
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
         )
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data) if response.data else {}
 
     def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply, forced: the operator is the owner of what it renders."""
