@@ -16,6 +16,7 @@ from voxscale.api import SpeechClusterSpec, SpeechClusterStatus, parse_spec
 from voxscale.k8s import Kube
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.prometheus import PrometheusSource
+from voxscale.metrics.promql import check_template
 from voxscale.render import Owner, render_shard
 from voxscale.render.status import set_condition
 
@@ -32,14 +33,33 @@ def _kube(memo: kopf.Memo) -> Kube:
     return kube
 
 
-def validated_spec(body: kopf.Body | dict[str, Any], kube: Kube) -> SpeechClusterSpec | None:
-    """The typed spec, or None after saying (condition + Event) what to fix."""
+def checked_spec(body: kopf.Body | dict[str, Any]) -> tuple[SpeechClusterSpec | None, str]:
+    """(typed spec, "") or (None, what is wrong): the models' rules, then what no schema can check.
+
+    The CRD bounds a PromQL template's length but cannot parse it: a template reading a series
+    outside {selector} passes the API server and the models, and used to fail every tick as a
+    logged ValueError instead of an InvalidSpec condition the user can see.
+    """
     try:
-        return parse_spec(dict(body.get("spec") or {}))
+        spec = parse_spec(dict(body.get("spec") or {}))
     except ValidationError as err:
-        problems = "; ".join(
+        return None, "; ".join(
             f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]
         )
+    for field_name in ("rate", "latency", "queue", "batch_efficiency"):
+        template = getattr(spec.prometheus.queries, field_name)
+        try:
+            if template:
+                check_template(template)
+        except ValueError as err:
+            return None, f"spec.prometheus.queries.{field_name}: {err}"
+    return spec, ""
+
+
+def validated_spec(body: kopf.Body | dict[str, Any], kube: Kube) -> SpeechClusterSpec | None:
+    """The typed spec, or None after saying (condition + Event) what to fix."""
+    spec, problems = checked_spec(body)
+    if spec is None:
         message = f"invalid spec, nothing changed until it is fixed: {problems}"
         now = datetime.now(UTC)
         status = SpeechClusterStatus.model_validate(
@@ -60,7 +80,7 @@ def validated_spec(body: kopf.Body | dict[str, Any], kube: Kube) -> SpeechCluste
             {"conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]},
         )
         kube.event(dict(body), "Warning", names.REASON_INVALID_SPEC, message, now)
-        return None
+    return spec
 
 
 def reconcile_children(body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: Kube) -> list[str]:
@@ -159,10 +179,7 @@ def _metrics_source(spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> Pro
 
 
 def _quiet_spec(body: kopf.Body) -> SpeechClusterSpec | None:
-    try:
-        return parse_spec(dict(body.get("spec") or {}))
-    except ValidationError:
-        return None
+    return checked_spec(body)[0]
 
 
 async def _safe_reapply(body: kopf.Body, spec: SpeechClusterSpec, kube: Kube) -> None:
