@@ -1,4 +1,4 @@
-"""A real Prometheus for tests: backfill history with promtool, run the server, tear it down.
+"""The tests' face of `voxscale.devcluster.prometheus`: the same server, a missing binary fails the test.
 
 Reusable by integration and e2e tests:
 
@@ -10,156 +10,48 @@ Reusable by integration and e2e tests:
 
 from __future__ import annotations
 
-import math
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-import yaml
 
-READY_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 10.0
+from voxscale.devcluster import prometheus as _prom
+from voxscale.devcluster.prometheus import (
+    READY_TIMEOUT_SECONDS,
+    STOP_TIMEOUT_SECONDS,
+    MissingBinaryError,
+    PrometheusServer,
+    Sample,
+    _config,
+    _wait_ready,
+    free_port,
+    openmetrics,
+)
+
+__all__ = [
+    "READY_TIMEOUT_SECONDS", "STOP_TIMEOUT_SECONDS", "PrometheusServer", "Sample", "_config", "_start",
+    "_wait_ready", "backfill", "free_port", "openmetrics", "require_binary", "run_prometheus",
+]
 
 
 def require_binary(name: str) -> str:
     """Path of `name`, or a loud test failure naming the fix (a missing part is a failure, not a skip)."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"`{name}` is not on PATH: the integration tests run a real Prometheus. "
-            "Install it with `make system-deps` (Debian package `prometheus`, as root).",
-            pytrace=False,
-        )
-    return path
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    labels: Mapping[str, str]
-    value: float
-    timestamp: float
-    """Unix seconds (OpenMetrics and promtool want seconds, not milliseconds)."""
-
-
-def _label_value(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(x: float) -> str:
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    return repr(float(x))
-
-
-def openmetrics(families: Mapping[str, tuple[str, Iterable[Sample]]]) -> str:
-    """OpenMetrics text for promtool: one `# TYPE` per family, its samples together, `# EOF`.
-
-    Within a family, each series' samples must be in increasing time order (promtool rejects
-    out-of-order samples); callers write one series after another.
-    """
-    lines: list[str] = []
-    for family, (kind, samples) in families.items():
-        lines.append(f"# TYPE {family} {kind}")
-        for s in samples:
-            labels = ",".join(f'{k}="{_label_value(v)}"' for k, v in s.labels.items())
-            lines.append(f"{s.name}{{{labels}}} {_number(s.value)} {s.timestamp:.3f}")
-    lines.append("# EOF")
-    return "\n".join(lines) + "\n"
+    try:
+        return _prom.require_binary(name)
+    except MissingBinaryError as e:
+        pytest.fail(f"the integration tests run a real Prometheus: {e}", pytrace=False)
 
 
 def backfill(text: str, data_dir: Path) -> str:
-    """Write TSDB blocks into `data_dir` with `promtool tsdb create-blocks-from openmetrics`.
-
-    Run it before the server starts: blocks must be older than the head, and a fresh server's
-    head is empty. Returns promtool's block table (for diagnostics).
-    """
-    promtool = require_binary("promtool")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    source = data_dir.parent / f"{data_dir.name}.om"
-    source.write_text(text)
-    done = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"promtool backfill failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class PrometheusServer:
-    url: str
-    port: int
-    data_dir: Path
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a bound; never leaves the process behind."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-
-def _config(scrape_configs: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {
-        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
-        "scrape_configs": scrape_configs or [],
-    }
+    require_binary("promtool")
+    return _prom.backfill(text, data_dir)
 
 
 def _start(data_dir: Path, config: Path, port: int, log_path: Path) -> PrometheusServer:
-    binary = require_binary("prometheus")
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data_dir}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=30d",
-                "--log.level=warn",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    return PrometheusServer(f"http://127.0.0.1:{port}", port, data_dir, log_path, process)
-
-
-def _wait_ready(server: PrometheusServer, timeout: float) -> bool:
-    """Poll /-/ready (503 while the TSDB loads) until 200, the process dies, or the bound passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            if requests.get(f"{server.url}/-/ready", timeout=2).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    return False
+    require_binary("prometheus")
+    return _prom._start(data_dir, config, port, log_path)
 
 
 @contextmanager
@@ -169,21 +61,6 @@ def run_prometheus(
     scrape_configs: list[dict[str, Any]] | None = None,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
 ) -> Iterator[PrometheusServer]:
-    """A Prometheus on a free loopback port over `data_dir`, ready on entry, stopped on exit."""
-    config = data_dir.parent / f"{data_dir.name}-prometheus.yml"
-    config.write_text(yaml.safe_dump(_config(scrape_configs)))
-    log_path = data_dir.parent / f"{data_dir.name}-prometheus.log"
-    server = None
-    for _attempt in range(3):  # a free port can be taken between bind-check and listen
-        server = _start(data_dir, config, free_port(), log_path)
-        if _wait_ready(server, ready_timeout):
-            break
-        server.stop()
-        if "address already in use" not in server.log_tail():
-            raise RuntimeError(f"prometheus did not become ready:\n{server.log_tail()}")
-    else:
-        raise RuntimeError(f"prometheus found no free port:\n{server.log_tail() if server else ''}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    require_binary("prometheus")
+    with _prom.run_prometheus(data_dir, scrape_configs=scrape_configs, ready_timeout=ready_timeout) as s:
+        yield s

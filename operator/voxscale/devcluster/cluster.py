@@ -98,7 +98,7 @@ def _etcd_ok(port: int) -> bool:
         return b'"health":"true"' in r.read()
 
 
-def _start_control_plane(cluster: LocalCluster, pki: Pki) -> None:
+def _start_control_plane(cluster: LocalCluster, pki: Pki, ready_annotation: str | None) -> None:
     lay, ports, procs = cluster.layout, cluster.ports, cluster.procs
     procs.append(start("etcd", c.etcd_args(lay, ports), lay.log("etcd")))
     wait_until("etcd /health", lambda: _etcd_ok(ports.etcd_client), START_TIMEOUT, procs)
@@ -108,7 +108,7 @@ def _start_control_plane(cluster: LocalCluster, pki: Pki) -> None:
     procs.append(start("kube-controller-manager", c.controller_manager_args(lay, ports, pki),
                        lay.log("kube-controller-manager")))
     procs.append(start("kube-scheduler", c.scheduler_args(lay, ports), lay.log("kube-scheduler")))
-    procs.append(start_kwok(lay, lay.kubeconfig("kwok"), ports.kwok))
+    procs.append(start_kwok(lay, lay.kubeconfig("kwok"), ports.kwok, ready_annotation))
 
 
 def _wait_for_fleet(cluster: LocalCluster, topology: Topology) -> None:
@@ -120,8 +120,13 @@ def _wait_for_fleet(cluster: LocalCluster, topology: Topology) -> None:
                START_TIMEOUT, procs, interval=0.5)
 
 
-def up(state_dir: Path, topology: Topology | None = None) -> LocalCluster:
+def up(
+    state_dir: Path, topology: Topology | None = None, *, ready_annotation: str | None = None
+) -> LocalCluster:
     """Start everything under `state_dir` and return once all nodes are Ready.
+
+    Pods turn Ready after their warm-up annotation's delay, or, with `ready_annotation`, once
+    something sets that annotation to "true" on them (see `stages.pod_stages`).
 
     Processes run detached (own sessions), so a CLI can exit and leave the cluster up; call
     `LocalCluster.down()` (or `LocalCluster.load(state_dir).down()`) to stop it.
@@ -134,7 +139,7 @@ def up(state_dir: Path, topology: Topology | None = None) -> LocalCluster:
     pki = write_pki(state_dir / "pki", datetime.datetime.now(datetime.UTC))
     _write_kubeconfigs(cluster.layout, pki, cluster.server)
     try:
-        _start_control_plane(cluster, pki)
+        _start_control_plane(cluster, pki, ready_annotation)
         cluster.save()
         _wait_for_fleet(cluster, topology or Topology())
     except BaseException:

@@ -25,9 +25,11 @@ class Fleet:
     node_names: tuple[str, ...]
 
 
-def start_kwok(layout: c.Layout, kubeconfig: Path, port: int | None = None) -> Proc:
+def start_kwok(
+    layout: c.Layout, kubeconfig: Path, port: int | None = None, ready_annotation: str | None = None
+) -> Proc:
     stages = layout.state_dir / "kwok-stages.yaml"
-    stages.write_text(yaml.safe_dump_all(pod_stages(), sort_keys=False))
+    stages.write_text(yaml.safe_dump_all(pod_stages(ready_annotation), sort_keys=False))
     port = port if port is not None else free_ports(1)[0]
     return start("kwok", c.kwok_args(layout, port, stages, kubeconfig), layout.log("kwok"))
 

@@ -10,6 +10,11 @@ Termination: a deleted pod's `metadata.deletionTimestamp` is *deletion time + gr
 absolute time, so `durationFrom: .metadata.deletionTimestamp` waits out exactly the grace period
 (30 s by default, 0 s for `--grace-period=0`) before kwok removes the pod — as a kubelet would
 for a container that ignores SIGTERM.
+
+Ready driven from outside (`pod_stages(ready_annotation=KEY)`, used by `voxscale demo`): the
+Ready stage then waits for no timer but selects pods whose annotation KEY is "true". Whoever
+really runs the pod's workload (the demo's pod-to-process bridge, once its Triton worker has
+loaded the model) sets that annotation, so Ready means "a real server answers", not "time passed".
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 from voxscale import names
 
 WARMUP_EXPRESSION = f'(.metadata.annotations["{names.ANNOTATION_WARMUP_SECONDS}"] // "0") + "s"'
+# The annotation the demo's bridge sets once a pod's worker process has loaded its model.
+WORKER_LOADED_ANNOTATION = f"{names.GROUP}/worker-loaded"
 
 _POD_IPS = (
     "hostIP: {{ NodeIPWith .spec.nodeName | Quote }}\n"
@@ -74,19 +81,31 @@ def _stage(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": body}
 
 
-def pod_stages() -> list[dict[str, Any]]:
-    """The three pod stages: scheduled → Running (not Ready) → Ready after warm-up; deleted → gone."""
+def _ready_when(ready_annotation: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Extra selectors and the delay of the Ready stage: the warm-up timer, or an annotation."""
+    if ready_annotation is None:
+        return [], {"durationMilliseconds": 0, "durationFrom": {"jq": {"expression": WARMUP_EXPRESSION}}}
+    return [_jq(f'.metadata.annotations["{ready_annotation}"]', "In", "true")], {"durationMilliseconds": 0}
+
+
+def pod_stages(ready_annotation: str | None = None) -> list[dict[str, Any]]:
+    """The three pod stages: scheduled → Running (not Ready) → Ready after warm-up; deleted → gone.
+
+    With `ready_annotation`, Ready comes when that annotation reads "true" instead of after the
+    warm-up annotation's delay.
+    """
     not_deleted = _jq(".metadata.deletionTimestamp", "DoesNotExist")
     ready_status = '.status.conditions.[] | select( .type == "Ready" ) | .status'
     running = _stage("voxscale-pod-running", {
         "selector": {"matchExpressions": [not_deleted, _jq(".status.podIP", "DoesNotExist")]},
         "next": {"statusTemplate": _RUNNING_NOT_READY},
     })
+    gate, delay = _ready_when(ready_annotation)
     ready = _stage("voxscale-pod-ready", {
         "selector": {"matchExpressions": [
-            not_deleted, _jq(".status.podIP", "Exists"), _jq(ready_status, "In", "False"),
+            not_deleted, _jq(".status.podIP", "Exists"), _jq(ready_status, "In", "False"), *gate,
         ]},
-        "delay": {"durationMilliseconds": 0, "durationFrom": {"jq": {"expression": WARMUP_EXPRESSION}}},
+        "delay": delay,
         "next": {"statusTemplate": _READY},
     })
     delete = _stage("voxscale-pod-delete", {
