@@ -1,0 +1,67 @@
+"""The live demo's closed loop, shortened: real control plane, Prometheus, chart, operator, Triton, trace.
+
+One run (a few compressed hours of traffic) feeds every assertion below; the bounds come from
+measured runs on the 2-core machine (see the module constants) and the figures are printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from e2e.helpers import FIGURES, REPO
+from voxscale.demo.cli import LIVE_MANIFEST, leftover_processes
+from voxscale.demo.live import DemoOptions, run_live
+from voxscale.demo.report import Summary
+
+MINUTES = 3.0
+# Measured over full and shortened runs: 93-99 % of requests within the SLO (the misses are the
+# seconds after a ramp outruns the warm-up); 90 % leaves room for a busier CI machine.
+MIN_REQUEST_ATTAINMENT = 0.90
+# scaleUp.periodSeconds 5 and a 30 s scale-down stabilization allow far more; a compressed day
+# (1 -> ~5 -> 1 replicas every 10 min) needs ~10 changes per shard per cycle = ~60 per shard-hour.
+MAX_EVENTS_PER_SHARD_HOUR = 150
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Summary, Path]]:
+    pytest.importorskip("tritonclient", reason="needs the worker extra: pip install -e '.[worker]'")
+    workdir = tmp_path_factory.mktemp("demo").resolve()
+    opts = DemoOptions(REPO / LIVE_MANIFEST, MINUTES, workdir / "out", REPO / "examples" / "traces")
+    summary = run_live(opts, Console(width=150, record=False, quiet=True), workdir)
+    for line in summary.lines():
+        name, value = line.split(":", 1)
+        FIGURES[f"demo closed loop ({MINUTES:g} min): {name}"] = value.strip()
+    yield summary, workdir
+
+
+def test_requests_meet_the_latency_slo_over_the_run(demo_run: tuple[Summary, Path]) -> None:
+    summary, _ = demo_run
+    assert summary.requests > 0
+    assert summary.request_attainment is not None
+    assert summary.request_attainment >= MIN_REQUEST_ATTAINMENT
+
+
+def test_scale_events_per_hour_stay_bounded(demo_run: tuple[Summary, Path]) -> None:
+    summary, _ = demo_run
+    assert summary.scale_events > 0, "a compressed day must move replicas"
+    assert summary.scale_events_per_hour <= MAX_EVENTS_PER_SHARD_HOUR * 3
+
+
+def test_no_ready_pod_is_scaled_away_while_capacity_is_short(demo_run: tuple[Summary, Path]) -> None:
+    summary, _ = demo_run
+    assert summary.unsafe_scale_downs == 0
+
+
+def test_autoscaling_holds_fewer_replica_minutes_than_a_static_peak(demo_run: tuple[Summary, Path]) -> None:
+    summary, _ = demo_run
+    assert 0 < summary.replica_minutes < summary.static_replica_minutes
+
+
+def test_teardown_leaves_no_process_and_the_plot_is_written(demo_run: tuple[Summary, Path]) -> None:
+    _, workdir = demo_run
+    assert leftover_processes(workdir) == []
+    assert (workdir / "out" / "demo-live.png").stat().st_size > 0
