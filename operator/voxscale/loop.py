@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -125,8 +125,14 @@ class Loop:
         state = _learn_warmups(self._state(ctx, shard.name, floor), pods.warmups)
         obs, forecast = await self._observe(ctx, shard, pods, state, horizon_seconds(policy, state))
         decision = decide(obs, forecast, policy, state, ctx.now)
-        self.states[(ref.uid, shard.name)] = decision.state
         deployment = names.shard_resource_name(ref.name, shard.name)
+        if deployment in ctx.hpas:
+            # Nothing is applied while an HPA owns the count, so "what we asked for" stays what
+            # is live: remembering the unapplied 4 would make the first scale after the HPA is
+            # deleted read as undoing a hand edit (DriftCorrected "1 -> 4") instead of ScaledUp.
+            kept = decision.state.model_copy(update={"last_replicas": pods.counts.desired})
+            decision = replace(decision, state=kept)
+        self.states[(ref.uid, shard.name)] = decision.state
         last_scale = stored.last_scale_time if stored else None
         if deployment not in ctx.hpas and decision.replicas != pods.counts.desired:
             await self._scale(ctx, shard.name, pods.counts.desired, obs.pods.desired, decision)
