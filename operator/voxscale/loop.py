@@ -218,7 +218,9 @@ def _problems(decision: Decision, pods: ShardPodsLike, hpa: str | None) -> tuple
     if pods.counts.pending:
         why = pods.pending_reasons[0] if pods.pending_reasons else "unschedulable"
         out.append((names.REASON_PODS_PENDING, f"{pods.counts.pending} pod(s) Pending: {why}"))
-    for step in decision.degraded:
+    # Worst step first: Degraded shows the first problem, and "fallback-floor" says more than
+    # the "metrics-unavailable" that always comes with it.
+    for step in reversed(decision.degraded):
         reason = names.REASON_FALLBACK if step.startswith("fallback") else names.REASON_METRICS_UNAVAILABLE
         out.append((reason, f"{step}: {'; '.join(decision.reasons[-2:])}"))
     return tuple(out)
