@@ -130,8 +130,14 @@ build_helm() {
   stamp_ok helm "$HELM_VERSION" && return
   echo "building helm $HELM_VERSION" | tee -a "$LOG"
   local dir; dir="$(wrapper helm helm.sh/helm/v3 "$HELM_VERSION")"
+  # The Kubernetes version helm assumes for `template` (capabilities, kubeVersion checks): as
+  # helm's own Makefile sets it; without it a plain build assumes 1.20 and refuses the chart.
+  local kv="${K8S_VERSION#v}" major minor
+  major="${kv%%.*}"; minor="${kv#*.}"; minor="${minor%%.*}"
   gobuild "$dir" helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
+     -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
   echo "$HELM_VERSION" >"$BIN/.helm.version"
 }
 
