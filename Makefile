@@ -21,8 +21,10 @@ venv: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
-demo: $(STAMP)
-	$(BIN)/voxscale demo examples/speechcluster.yaml
+# The main job: a live local cluster autoscaled through a real trace (MINUTES=10 is one compressed day).
+MINUTES ?= 10
+demo: $(STAMP) system-deps cluster-binaries
+	$(BIN)/voxscale demo --minutes $(MINUTES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench e2e
