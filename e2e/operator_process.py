@@ -1,0 +1,223 @@
+"""`voxscale run` as a subprocess against the cluster under test: bounded start/stop, log kept.
+
+Also the per-test namespace an operator watches (by glob) and the diagnostics a failing
+scenario prints: the operator's log tail and `kubectl get -o yaml` of what it manages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from tests.integration.prometheus_server import free_port
+
+from e2e.helpers import eventually, example_speechcluster
+from voxscale import names
+from voxscale.devcluster import Kubectl
+
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+# What a failing scenario prints, besides the operator's log.
+DUMPED_KINDS = "speechclusters,deployments,pods,poddisruptionbudgets,horizontalpodautoscalers"
+
+
+@dataclass
+class OperatorProcess:
+    """One `voxscale run` watching the namespaces matching `pattern` (a kopf glob, e.g. `vxe-a-*`)."""
+
+    kubeconfig: Path
+    pattern: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    liveness_port: int = field(default_factory=free_port)
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Spawn the operator and wait until kopf's liveness endpoint answers 200."""
+        assert self.process is None or self.process.poll() is not None, "operator already running"
+        self.liveness_port, metrics_port = free_port(), free_port()
+        cmd = [sys.executable, "-m", "voxscale.cli", "run", "--namespace", self.pattern,
+               "--liveness-port", str(self.liveness_port), "--metrics-port", str(metrics_port)]
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env)
+        try:
+            eventually("the operator's liveness endpoint", self._alive, timeout=timeout)
+        except AssertionError:
+            self.kill()
+            raise AssertionError(f"voxscale run did not become live:\n{self.log_tail()}") from None
+
+    def _alive(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"voxscale run exited {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
+        """SIGTERM (kopf stops its daemons), then SIGKILL after the bound; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def kill(self) -> int | None:
+        """SIGKILL: no cleanup at all, as when a node dies under the operator."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def log_tail(self, chars: int = 8000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def log_since(self, offset: int) -> str:
+        return self.log_path.read_text(errors="replace")[offset:] if self.log_path.exists() else ""
+
+    def log_size(self) -> int:
+        return len(self.log_path.read_text(errors="replace")) if self.log_path.exists() else 0
+
+
+@contextmanager
+def running_operator(kubectl: Kubectl, workdir: Path, tag: str) -> Iterator[OperatorProcess]:
+    """An operator watching namespaces `vxe-<tag>-*` for the duration of the block."""
+    op = OperatorProcess(kubectl.kubeconfig, f"vxe-{tag}-*", workdir / f"operator-{tag}.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def dump(kubectl: Kubectl, namespace: str) -> str:
+    """`kubectl get -o yaml` of everything the operator manages in `namespace`, plus its Events."""
+    objects = kubectl.run("get", DUMPED_KINDS, "-n", namespace, "-o", "yaml", check=False)
+    events = kubectl.run("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False)
+    return f"{objects.stdout}{objects.stderr}\n--- events\n{events.stdout}{events.stderr}"
+
+
+def _report(request: pytest.FixtureRequest, text: str) -> None:
+    """Write past pytest's capture, so the diagnostics show even though the report is done."""
+    reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(text)
+    else:
+        sys.stderr.write(text + "\n")
+
+
+def operator_namespace(kubectl: Kubectl, op: OperatorProcess, request: pytest.FixtureRequest,
+                       tag: str) -> Iterator[str]:
+    """A fresh namespace the operator watches; on failure prints diagnostics; removed after.
+
+    SpeechClusters carry the operator's finalizer, so they are deleted while it still runs:
+    a namespace holding one would otherwise never finish terminating.
+    """
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:30].strip("-")
+    name = f"vxe-{tag}-{stem}-{uuid.uuid4().hex[:4]}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    failed_before = request.session.testsfailed
+    yield name
+    if request.session.testsfailed > failed_before:
+        _report(request, f"\n===== {request.node.name}: operator log tail ({op.log_path})\n"
+                         f"{op.log_tail()}\n===== objects in {name}\n{dump(kubectl, name)}")
+    _empty(kubectl, op, name)
+
+
+def _empty(kubectl: Kubectl, op: OperatorProcess, name: str) -> None:
+    if op.process is None or op.process.poll() is not None:
+        op.start()  # a scenario that killed it: finalizers need an operator to be released
+    kubectl.run("delete", "speechclusters", "--all", "-n", name, "--wait=false", check=False)
+    kubectl.run("delete", "hpa,deployments,replicasets", "--all", "-n", name, "--wait=false",
+                check=False)
+
+    def pods_gone() -> bool:
+        left = kubectl.json("get", "pods,speechclusters", "-n", name)["items"]
+        if not left:
+            return True
+        kubectl.run("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false",
+                    check=False)
+        return False
+
+    eventually(f"pods and SpeechClusters of {name} gone", pods_gone, timeout=60, interval=1.0)
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def speechcluster(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kubectl.json("get", names.PLURAL, name, "-n", namespace)
+    return obj
+
+
+def shard_status(obj: dict[str, Any], shard: str) -> dict[str, Any] | None:
+    for s in obj.get("status", {}).get("shards", []):
+        if s.get("name") == shard:
+            return dict(s)
+    return None
+
+
+def events(kubectl: Kubectl, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kubectl.json("get", "events", "-n", namespace)["items"]
+    return [e for e in items if reason is None or e.get("reason") == reason]
+
+
+def wait_seconds(seconds: float) -> None:
+    """Let wall-clock time pass on purpose (a window must elapse); never used as an assertion."""
+    time.sleep(seconds)
+
+
+def e2e_spec(namespace: str, prometheus_url: str, *, shards: list[str] | None = None,
+             scaling: dict[str, Any] | None = None) -> dict[str, Any]:
+    """examples/speechcluster.yaml made fast for e2e: 2 s ticks, 6 s warm-up, 20 s stabilization,
+    no forecast (the ramp scenario turns it on), reading the test's own Prometheus.
+
+    `shards` keeps only the named shards of the example; `scaling` is merged into spec.scaling.
+    """
+    doc = example_speechcluster(namespace)
+    spec = doc["spec"]
+    spec["model"]["warmupSeconds"] = WARMUP_SECONDS
+    # Pinned here, not read from the example: the scenarios' arithmetic is 20 × 0.7 = 14 rps.
+    spec["capacity"] = {"requestsPerSecondPerReplica": 20, "targetUtilization": 0.7}
+    spec["scaling"].update({
+        "intervalSeconds": INTERVAL_SECONDS,
+        "forecast": {"enabled": False},
+        "reactive": {"stableWindowSeconds": 10},
+        "scaleUp": {"periodSeconds": 4},
+        "scaleDown": {"stabilizationSeconds": STABILIZATION_SECONDS, "drainSeconds": 1},
+        "fallback": {"failureThreshold": 3, "replicas": 2},
+    })
+    for key, value in (scaling or {}).items():
+        if isinstance(value, dict):
+            spec["scaling"].setdefault(key, {}).update(value)
+        else:
+            spec["scaling"][key] = value
+    if shards is not None:
+        spec["shards"] = [s for s in spec["shards"] if s["name"] in shards]
+    spec["prometheus"] = {"url": prometheus_url, "timeoutSeconds": 2}
+    return doc
+
+
+INTERVAL_SECONDS = 2
+WARMUP_SECONDS = 6
+STABILIZATION_SECONDS = 20

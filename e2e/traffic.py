@@ -1,0 +1,252 @@
+"""Synthetic Triton traffic for e2e: a loopback /metrics server per test, scraped by a real Prometheus.
+
+A scenario sets each shard's total request rate (a number or a function of time) and its
+latency; the counters grow at that rate in real time, integrated at every scrape, so
+`rate(nv_inference_request_success[1m])` reads back what was set. Series carry exactly the
+labels the operator's PromQL selects: namespace, pod, voxscale_cluster, voxscale_shard, model.
+The load is reported as given on one stand-in pod per shard (`<cluster>-<shard>-load`): kwok pods
+serve nothing, so spreading a made-up number over them would add nothing but noise.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from tests.integration.prometheus_server import (
+    PrometheusServer,
+    Sample,
+    _start,
+    _wait_ready,
+    backfill,
+    free_port,
+    openmetrics,
+)
+
+from e2e.helpers import eventually
+
+Rate = float | Callable[[float], float]
+SCRAPE_SECONDS = 1.0
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+# Mean batch size Triton would report (inferences per execution): a constant, as no test reads it.
+BATCH = 4.0
+
+
+@dataclass
+class ShardLoad:
+    """One shard's offered load and the Triton counters it has produced so far."""
+
+    labels: dict[str, str]
+    rate: Rate = 0.0
+    latency_ms: float = 100.0
+    queue: float = 0.0
+    requests: float = 0.0
+    last: float = field(default_factory=time.time)
+
+    def rate_at(self, t: float) -> float:
+        return max(0.0, self.rate(t) if callable(self.rate) else self.rate)
+
+    def advance(self, now: float) -> None:
+        """Integrate the rate up to `now` (trapezoids of at most 1 s, so a ramp is followed)."""
+        t = self.last
+        while t < now:
+            step = min(1.0, now - t)
+            self.requests += step * (self.rate_at(t) + self.rate_at(t + step)) / 2
+            t += step
+        self.last = max(self.last, now)
+
+
+class TrafficServer:
+    """A ThreadingHTTPServer on a free loopback port answering `/metrics` in Prometheus text."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shards: dict[tuple[str, str, str], ShardLoad] = {}
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def target(self) -> str:
+        host, port = self._http.server_address[:2]
+        return f"{host!s}:{port}"
+
+    def close(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def set(self, namespace: str, cluster: str, shard: str, *, model: str, rate: Rate | None = None,
+            latency_ms: float | None = None, queue: float | None = None,
+            start_requests: float | None = None) -> None:
+        """Change a shard's load from now on; counters keep what they counted so far."""
+        now = time.time()
+        with self._lock:
+            key = (namespace, cluster, shard)
+            load = self._shards.get(key)
+            if load is None:
+                load = self._shards[key] = ShardLoad(_labels(namespace, cluster, shard, model))
+            load.advance(now)
+            if rate is not None:
+                load.rate = rate
+            if latency_ms is not None:
+                load.latency_ms = latency_ms
+            if queue is not None:
+                load.queue = queue
+            if start_requests is not None:
+                load.requests = start_requests
+
+    def forget(self, namespace: str) -> None:
+        with self._lock:
+            for key in [k for k in self._shards if k[0] == namespace]:
+                del self._shards[key]
+
+    def exposition(self) -> str:
+        now = time.time()
+        lines: list[str] = []
+        with self._lock:
+            loads = list(self._shards.values())
+            for load in loads:
+                load.advance(now)
+        for name, kind in _FAMILIES:
+            lines.append(f"# TYPE {name} {kind}")
+            for load in loads:
+                lines.extend(_series(name, load))
+        return "\n".join(lines) + "\n"
+
+
+_FAMILIES = (
+    ("nv_inference_request_success", "counter"),
+    ("nv_inference_count", "counter"),
+    ("nv_inference_exec_count", "counter"),
+    ("nv_inference_pending_request_count", "gauge"),
+    ("nv_inference_request_summary_us", "summary"),
+)
+
+
+def _labels(namespace: str, cluster: str, shard: str, model: str) -> dict[str, str]:
+    return {"namespace": namespace, "pod": f"{cluster}-{shard}-load", "voxscale_cluster": cluster,
+            "voxscale_shard": shard, "model": model, "version": "1"}
+
+
+def _fmt(labels: dict[str, str]) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def _series(name: str, load: ShardLoad) -> list[str]:
+    lab = load.labels
+    if name == "nv_inference_request_success":
+        return [f"{name}{_fmt(lab)} {load.requests:.3f}"]
+    if name == "nv_inference_count":
+        return [f"{name}{_fmt(lab)} {load.requests * BATCH:.3f}"]
+    if name == "nv_inference_exec_count":
+        return [f"{name}{_fmt(lab)} {load.requests:.3f}"]
+    if name == "nv_inference_pending_request_count":
+        return [f"{name}{_fmt(lab)} {load.queue:g}"]
+    # A summary: quantiles (all at the set latency: the tests drive p95 only), _sum and _count.
+    us = load.latency_ms * 1000.0
+    out = [f"{name}{_fmt({**lab, 'quantile': repr(q)})} {us:.1f}" for q in QUANTILES]
+    out.append(f"{name}_sum{_fmt(lab)} {load.requests * us:.1f}")
+    out.append(f"{name}_count{_fmt(lab)} {load.requests:.3f}")
+    return out
+
+
+def _handler(server: TrafficServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = server.exposition().encode() if self.path.startswith("/metrics") else b""
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:  # one line per scrape is noise
+            pass
+
+    return Handler
+
+
+def history_openmetrics(labels: dict[str, str], rate: Callable[[float], float], start: float,
+                        end: float, step: float) -> tuple[str, float]:
+    """A success-counter history integrating `rate` over [start, end]; returns text and final count."""
+    samples: list[Sample] = []
+    total, t = 0.0, start
+    while t <= end:
+        samples.append(Sample("nv_inference_request_success", labels, total, t))
+        total += step * (rate(t) + rate(t + step)) / 2
+        t += step
+    final = samples[-1].value
+    return openmetrics({"nv_inference_request_success": ("counter", samples)}), final
+
+
+@dataclass
+class Telemetry:
+    """The traffic server and the Prometheus scraping it every second (stoppable, same port)."""
+
+    traffic: TrafficServer
+    data_dir: Path
+    port: int
+    server: PrometheusServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_prometheus(self) -> None:
+        config = self.data_dir.parent / "prometheus.yml"
+        config.write_text(yaml.safe_dump(_scrape_config(self.traffic.target)))
+        log = self.data_dir.parent / "prometheus.log"
+        self.server = _start(self.data_dir, config, self.port, log)
+        if not _wait_ready(self.server, 60):
+            raise RuntimeError(f"prometheus did not become ready:\n{self.server.log_tail()}")
+        eventually("Prometheus to scrape the traffic server", self._scraping, timeout=30)
+
+    def stop_prometheus(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def _scraping(self) -> bool:
+        answer = requests.get(f"{self.url}/api/v1/query", params={"query": 'up{job="traffic"}'},
+                              timeout=2).json()
+        return any(r["value"][1] == "1" for r in answer["data"]["result"])
+
+
+def _scrape_config(target: str) -> dict[str, Any]:
+    return {
+        "global": {"scrape_interval": f"{SCRAPE_SECONDS:g}s", "evaluation_interval": "15s"},
+        "scrape_configs": [{
+            "job_name": "traffic", "honor_labels": True,
+            "scrape_interval": f"{SCRAPE_SECONDS:g}s", "scrape_timeout": f"{SCRAPE_SECONDS:g}s",
+            "static_configs": [{"targets": [target]}],
+        }],
+    }
+
+
+@contextmanager
+def telemetry(workdir: Path,
+              history: Callable[[TrafficServer], str] | None = None) -> Iterator[Telemetry]:
+    """A traffic server and its Prometheus; `history(traffic)` (OpenMetrics) is backfilled first.
+
+    `history` gets the server so that it can label the backfilled series with the scrape's own
+    job/instance: the live counter then continues the backfilled one as a single series.
+    """
+    data_dir = workdir / "data"
+    data_dir.mkdir(parents=True)
+    traffic = TrafficServer()
+    if history is not None:
+        backfill(history(traffic), data_dir)
+    tel = Telemetry(traffic, data_dir, free_port())
+    try:
+        tel.start_prometheus()
+        yield tel
+    finally:
+        tel.stop_prometheus()
+        traffic.close()
