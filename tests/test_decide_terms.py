@@ -28,14 +28,23 @@ def test_predictive_is_the_upper_bound_over_per_replica_rps(upper: float, expect
     assert predictive_replicas(forecast(upper), policy(target=14.0), 70.0).replicas == expected
 
 
-def test_predictive_uses_capacity_times_target_utilisation() -> None:
+def test_predictive_plans_the_bound_at_full_capacity_not_at_the_target() -> None:
+    # Design change: the upper bound already is the headroom for a rise during the warm-up,
+    # so 70 rps at 20 rps per replica is 4 replicas, not 70 / (20 × 0.7) = 5.
     p = policy(capacity_rps=20.0, target_utilization=0.7)
-    assert predictive_replicas(forecast(28.0), p, 70.0).replicas == 2
+    assert predictive_replicas(forecast(70.0), p, 70.0).replicas == 4
+
+
+def test_the_reactive_term_keeps_the_target_utilisation() -> None:
+    p = policy(capacity_rps=20.0, target_utilization=0.7)
+    assert reactive_replicas(obs(70.0).metrics, 1, p).replicas == 5
 
 
 def test_predictive_reason_shows_the_numbers() -> None:
     need = predictive_replicas(forecast(412.0, horizon=130.0), policy(target=14.0), 130.0)
-    assert need.reasons == ("predictive: upper 412.0 rps over 130 s / 14.0 rps per replica = 30",)
+    assert need.reasons == (
+        "predictive: upper 412.0 rps over 130 s / 14.0 rps capacity per replica = 30 (fake)",
+    )
 
 
 def test_predictive_notes_a_forecast_shorter_than_the_horizon() -> None:

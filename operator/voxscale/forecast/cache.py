@@ -7,6 +7,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from voxscale.decide.types import Forecast
+from voxscale.forecast.errors import HorizonErrors
 from voxscale.forecast.holt_winters import HoltWinters
 from voxscale.forecast.naive import SeasonalNaive
 from voxscale.forecast.path import ForecastPath
@@ -56,10 +57,18 @@ class ForecastCache:
     which costs a few array reads (tens of microseconds), not a fit (tens of milliseconds).
     """
 
-    def __init__(self, anchor_seconds: float = ANCHOR_SECONDS, spread: float = REFIT_SPREAD) -> None:
+    def __init__(
+        self,
+        anchor_seconds: float = ANCHOR_SECONDS,
+        spread: float = REFIT_SPREAD,
+        *,
+        calibrate: bool = True,
+    ) -> None:
         if not 0.0 <= spread < 1.0:
             raise ValueError(f"spread must be in [0, 1), got {spread}")
         self._entries: dict[Hashable, _Entry] = {}
+        self._errors: dict[Hashable, HorizonErrors] = {}
+        self._calibrate = calibrate
         self._anchor_seconds = anchor_seconds
         self._spread = spread
         self.refits = 0
@@ -77,7 +86,32 @@ class ForecastCache:
         quantile: float,
         method: str = "holt-winters",
     ) -> Forecast | None:
-        """Highest mean / upper rate over [now, now + horizon]; None when history is unusable."""
+        """Highest mean / upper rate over [now, now + horizon]; None when history is unusable.
+
+        Once the forecasts served for this key over the last half hour have been scored against
+        the observed rate, mean and upper are calibrated on those errors (see errors.py).
+        """
+        raw = self._raw(key, history, horizon_seconds, now, seasonality_seconds=seasonality_seconds,
+                        refit_every_seconds=refit_every_seconds, quantile=quantile, method=method)
+        if raw is None or not self._calibrate:
+            return raw
+        errors = self._errors.setdefault(key, HorizonErrors())
+        errors.score(history, now)
+        errors.issue(now, horizon_seconds, raw.mean)
+        return errors.calibrate(raw, quantile)
+
+    def _raw(
+        self,
+        key: Hashable,
+        history: History,
+        horizon_seconds: float,
+        now: float,
+        *,
+        seasonality_seconds: float,
+        refit_every_seconds: float,
+        quantile: float,
+        method: str,
+    ) -> Forecast | None:
         settings = (seasonality_seconds, quantile, method, history.step)
         entry = self._entries.get(key)
         period = refit_period(key, refit_every_seconds, self._spread)
@@ -94,6 +128,7 @@ class ForecastCache:
     def forget(self, key: Hashable) -> None:
         """Drop a key (a shard that was removed)."""
         self._entries.pop(key, None)
+        self._errors.pop(key, None)
 
     def _refit(
         self,

@@ -1,0 +1,133 @@
+"""The horizon error model: forecasts served are scored against what was then observed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.forecast_series import T0, daily
+from voxscale.decide.types import Forecast
+from voxscale.forecast import ForecastCache
+from voxscale.forecast.errors import HorizonErrors, observed_max
+from voxscale.series import History
+
+STEP = 60.0
+HORIZON = 130.0
+
+
+def _flat(minutes: int, rate: float, start: float = T0) -> History:
+    return History.of(start, STEP, np.full(minutes, rate))
+
+
+def _served(errors: HorizonErrors, history: History, mean: float, seconds: float) -> None:
+    """Issue a forecast of `mean` every 10 s over `seconds`, scoring on what was visible."""
+    for now in np.arange(T0, T0 + seconds, 10.0):
+        visible = history.until(float(now) - STEP)  # a sample is complete one step after it starts
+        errors.score(visible, float(now))
+        errors.issue(float(now), HORIZON, mean)
+
+
+def _forecast(mean: float, upper: float) -> Forecast:
+    return Forecast(T0, HORIZON, mean, upper, "holt-winters(daily)")
+
+
+@pytest.mark.parametrize(
+    ("start", "until", "expected"),
+    [
+        pytest.param(T0 + 30, T0 + 30, 2.0, id="a-point-inside-one-sample-reads-that-sample"),
+        pytest.param(T0 + 30, T0 + 200, 4.0, id="a-window-reads-every-sample-it-touches"),
+        pytest.param(T0 + 130, T0 + 170, None, id="a-window-of-missing-samples-is-no-data"),
+        pytest.param(T0 + 600, T0 + 700, None, id="a-window-after-the-history-is-no-data"),
+    ],
+)
+def test_the_observed_max_covers_every_sample_the_window_touches(
+    start: float, until: float, expected: float | None
+) -> None:
+    history = History.of(T0, STEP, [2.0, 3.0, math.nan, 4.0, 1.0])
+    assert observed_max(history, start, until) == expected
+
+
+def test_a_forecast_is_scored_only_once_its_window_is_fully_observed() -> None:
+    errors = HorizonErrors()
+    errors.issue(T0, HORIZON, 100.0)
+    errors.score(_flat(2, 100.0), T0 + 120)  # samples up to T0 + 120: the window ends at 130
+    assert not errors.scored
+    errors.score(_flat(3, 100.0), T0 + 180)
+    assert [e for _, e in errors.scored] == [0.0]
+
+
+def test_nothing_is_calibrated_before_half_an_hour_of_forecasts_was_scored() -> None:
+    errors = HorizonErrors()
+    _served(errors, _flat(60, 120.0), 100.0, 20 * 60.0)
+    raw = _forecast(100.0, 300.0)
+    assert errors.calibrate(raw, 0.9) == raw
+
+
+def test_a_model_that_under_forecasts_by_a_fifth_is_lifted_to_what_was_observed() -> None:
+    errors = HorizonErrors()
+    _served(errors, _flat(120, 120.0), 100.0, 90 * 60.0)
+    got = errors.calibrate(_forecast(100.0, 300.0), 0.9)
+    assert got.mean == pytest.approx(120.0)
+    assert got.upper == pytest.approx(120.0)  # observed exactly 120 every time: no spread
+    assert "p90 error +20%" in got.method
+
+
+def test_a_wide_model_interval_is_narrowed_to_the_errors_actually_seen() -> None:
+    # The diagnosis on ELB: the season-fit interval was 3× the rate while the windows it had
+    # to cover were within ±10 % of the mean.
+    rng = np.random.default_rng(0)
+    history = History.of(T0, STEP, 100.0 * (1.0 + rng.uniform(-0.1, 0.1, 200)))
+    errors = HorizonErrors()
+    _served(errors, history, 100.0, 120 * 60.0)
+    got = errors.calibrate(_forecast(100.0, 330.0), 0.9)
+    assert 100.0 <= got.upper < 111.0
+    assert got.mean <= got.upper
+
+
+def test_errors_older_than_the_window_are_forgotten() -> None:
+    errors = HorizonErrors(window_seconds=3600.0)
+    _served(errors, _flat(400, 100.0), 100.0, 5 * 3600.0)
+    last_tick = T0 + 5 * 3600.0 - 10.0
+    assert errors.scored[0][0] >= last_tick - 3600.0
+
+
+def test_a_clock_that_goes_backwards_starts_the_errors_afresh() -> None:
+    errors = HorizonErrors()
+    _served(errors, _flat(120, 100.0), 100.0, 90 * 60.0)
+    errors.issue(T0, HORIZON, 100.0)
+    assert not errors.scored and len(errors.pending) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=50),
+    st.floats(0.0, 1e5),
+    st.floats(0.5, 0.999),
+)
+def test_a_calibrated_forecast_is_finite_with_upper_at_least_mean_at_least_zero(
+    logs: list[float], mean: float, quantile: float
+) -> None:
+    errors = HorizonErrors(min_span_seconds=0.0)
+    errors.scored.extend((T0 + i, e) for i, e in enumerate(logs))
+    got = errors.calibrate(_forecast(mean, mean * 3), quantile)
+    assert math.isfinite(got.mean) and math.isfinite(got.upper)
+    assert got.upper >= got.mean >= 0.0
+
+
+def test_the_cache_serves_a_calibrated_bound_on_a_smooth_day() -> None:
+    history = daily(4, step=STEP, noise=2.0)
+    plain, calibrated = ForecastCache(spread=0.0, calibrate=False), ForecastCache(spread=0.0)
+    start = T0 + 3 * 86400.0
+    settings_ = {"seasonality_seconds": 86400.0, "refit_every_seconds": 3600.0, "quantile": 0.9}
+    for now in np.arange(start, start + 2 * 3600.0, 10.0):
+        seen = history.until(float(now) - STEP)
+        a = plain.forecast("eu", seen, HORIZON, float(now), **settings_)
+        b = calibrated.forecast("eu", seen, HORIZON, float(now), **settings_)
+    assert a is not None and b is not None
+    assert "error" in b.method and "error" not in a.method
+    # A smooth day keeps a tight band: the bound stays within 5 % of the model's mean.
+    assert a.mean * 0.95 < b.mean <= b.upper < a.mean * 1.05
