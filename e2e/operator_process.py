@@ -35,7 +35,7 @@ DUMPED_KINDS = "speechclusters,deployments,pods,poddisruptionbudgets,horizontalp
 
 @dataclass
 class OperatorProcess:
-    """One `voxscale run` watching the namespaces matching `pattern` (a kopf glob, e.g. `vxe-a-*`)."""
+    """One `voxscale run`: cluster-wide, or watching the namespaces matching `pattern` (a kopf glob)."""
 
     kubeconfig: Path
     pattern: str
@@ -48,7 +48,8 @@ class OperatorProcess:
         """Spawn the operator and wait until kopf's liveness endpoint answers 200."""
         assert self.process is None or self.process.poll() is not None, "operator already running"
         self.liveness_port, metrics_port = free_port(), free_port()
-        cmd = [sys.executable, "-m", "voxscale.cli", "run", "--namespace", self.pattern,
+        scope = ["--namespace", self.pattern] if self.pattern else []
+        cmd = [sys.executable, "-m", "voxscale.cli", "run", *scope,
                "--liveness-port", str(self.liveness_port), "--metrics-port", str(metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         self.starts += 1
@@ -102,8 +103,15 @@ class OperatorProcess:
 
 @contextmanager
 def running_operator(kubectl: Kubectl, workdir: Path, tag: str) -> Iterator[OperatorProcess]:
-    """An operator watching namespaces `vxe-<tag>-*` for the duration of the block."""
-    op = OperatorProcess(kubectl.kubeconfig, f"vxe-{tag}-*", workdir / f"operator-{tag}.log")
+    """A cluster-wide operator for the duration of the block (one module's scenarios).
+
+    Not `--namespace 'vxe-<tag>-*'`: with a glob kopf watches Namespaces and drops one the moment
+    it is marked for deletion, before the namespace controller reports content remaining, so
+    a SpeechCluster's finalizer in a deleted namespace is never released (seen here: the
+    namespace stayed Terminating and the daemon kept ticking). Modules run one after another,
+    and every namespace they use is emptied before the next starts.
+    """
+    op = OperatorProcess(kubectl.kubeconfig, "", workdir / f"operator-{tag}.log")
     op.start()
     try:
         yield op
