@@ -50,8 +50,32 @@ def run(args: argparse.Namespace) -> int:
     return run_live_command(args, console)
 
 
+def preflight() -> str | None:
+    """What is missing for a live run (Triton, its client, Prometheus), said with the fix; None if nothing."""
+    import importlib.util
+
+    from voxscale.devcluster.prometheus import MissingBinaryError, require_binary
+    from voxscale.worker.triton import INSTALL_HINT, find_dist
+
+    try:
+        find_dist()
+        if importlib.util.find_spec("tritonclient") is None:
+            return f"tritonclient is not installed: {INSTALL_HINT}"
+        require_binary("prometheus")
+        require_binary("promtool")
+    except (RuntimeError, MissingBinaryError) as e:
+        return str(e)
+    return None
+
+
 def run_live_command(args: argparse.Namespace, console: Console) -> int:
     from voxscale.demo.live import DemoOptions, run_live
+
+    missing = preflight()
+    if missing:
+        console.print(f"[red]voxscale demo cannot run live:[/] {missing}\n"
+                      "(`voxscale demo --plan` needs none of it)")
+        return 2
 
     opts = DemoOptions(Path(args.manifest or LIVE_MANIFEST), args.minutes, args.out, args.traces)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="voxscale-demo-"))
