@@ -35,6 +35,14 @@ def test_predictive_plans_the_bound_at_full_capacity_not_at_the_target() -> None
     assert predictive_replicas(forecast(70.0), p, 70.0).replicas == 4
 
 
+def test_the_forecast_alone_keeps_the_target_utilisation() -> None:
+    # The forecast-only fallback has no reactive term beside it: 70 / (20 × 0.7) = 5.
+    p = policy(capacity_rps=20.0, target_utilization=0.7)
+    need = predictive_replicas(forecast(70.0), p, 70.0, alone=True)
+    assert need.replicas == 5
+    assert "14.0 rps target per replica" in need.reasons[0]
+
+
 def test_the_reactive_term_keeps_the_target_utilisation() -> None:
     p = policy(capacity_rps=20.0, target_utilization=0.7)
     assert reactive_replicas(obs(70.0).metrics, 1, p).replicas == 5

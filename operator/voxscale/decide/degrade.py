@@ -39,7 +39,7 @@ def degrade(
     if failures < policy.failure_threshold:
         lines.append(f"hold: {held} = max(current {obs.pods.desired}, ready {obs.pods.ready})")
         return Degraded(held, "hold", "hold", None, ("metrics-unavailable",), tuple(lines))
-    pred = predictive_replicas(forecast, policy, horizon)
+    pred = predictive_replicas(forecast, policy, horizon, alone=True)
     in_forecast_step = failures < policy.failure_threshold + forecast_only_ticks(policy, horizon)
     if pred.replicas is not None and in_forecast_step:
         replicas = max(held, pred.replicas)

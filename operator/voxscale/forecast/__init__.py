@@ -10,12 +10,15 @@ Public API (everything else in this package is internal):
 - `SeasonalNaive(seasonality_seconds=86400, quantile=0.9)` — same time one season ago.
 - `ForecastCache().forecast(key, history, horizon_seconds, now, *, seasonality_seconds,
   refit_every_seconds, quantile, method)` — what the control loop and replay call once per
-  tick per shard: refits on the cadence, re-anchors the cached path in between;
+  tick per shard: refits on the cadence, re-anchors the cached path in between, and once the
+  forecasts it served over half an hour have been scored, calibrates mean and upper on their
+  errors at the horizon (`ForecastCache(calibrate=False)` serves the model's own interval);
   `cache.refits` counts fits.
 - `make_model(method, seasonality_seconds, quantile)` — the model for a spec's method name.
 
 `Forecast.mean` / `Forecast.upper` are the highest mean / upper-bound rate (req/s) over
-[now, now + horizon]; `upper` is the `quantile` one-sided prediction bound, `upper ≥ mean ≥ 0`.
+[now, now + horizon]; `upper` is the `quantile` one-sided prediction bound (the empirical
+quantile of recent horizon errors once calibrated), `upper ≥ mean ≥ 0`.
 """
 
 from __future__ import annotations
