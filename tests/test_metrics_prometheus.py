@@ -89,7 +89,9 @@ INSTANT_SCENARIOS: dict[str, tuple[str, Any, str]] = {
     "multi-series": ("latency", vector("120", "180"), "latency: 2 series where one was expected"),
     "HTTP 500": ("queue", (500, "internal error"), "queue: query failed: PrometheusApiClient"),
     "HTTP 400 bad query": (
-        "rate", (400, '{"status":"error"}'), "rate: query failed: PrometheusApiClientException: HTTP"
+        "rate",
+        (400, '{"status":"error"}'),
+        "rate: query failed: PrometheusApiClientException: HTTP",
     ),
     "malformed JSON": ("batch_efficiency", (200, "{not json"), "batch_efficiency: query failed"),
     "JSON without data": ("rate", {"status": "success"}, "rate: query failed: KeyError"),
@@ -114,7 +116,12 @@ def test_a_bad_answer_is_no_data_with_a_reason_and_the_others_still_count(
 def test_a_good_answer_gives_every_value_at_now(mocked: responses.RequestsMock) -> None:
     m = observe_with(mocked, {})
     assert (m.at, m.rate, m.latency_ms, m.queue, m.batch_efficiency, m.errors) == (
-        NOW, 42.5, 180.0, 7.0, 3.5, ()
+        NOW,
+        42.5,
+        180.0,
+        7.0,
+        3.5,
+        (),
     )
     assert m.usable
 
@@ -138,8 +145,10 @@ def test_an_unreachable_prometheus_is_asked_once_per_tick_and_gives_no_data(
     assert not m.usable
     assert len(mocked.calls) == 1
     assert m.errors[0].startswith("rate: query failed: ")
-    assert all(e.startswith(f"{f}: skipped: ") for f, e in
-               zip(["latency", "queue", "batch_efficiency"], m.errors[1:], strict=True))
+    assert all(
+        e.startswith(f"{f}: skipped: ")
+        for f, e in zip(["latency", "queue", "batch_efficiency"], m.errors[1:], strict=True)
+    )
 
 
 def test_a_real_refused_connection_is_no_data_not_an_exception() -> None:
@@ -192,13 +201,11 @@ def test_repr_drops_user_and_password_from_the_url() -> None:
 
 
 def test_user_templates_from_the_spec_are_used(mocked: responses.RequestsMock) -> None:
-    spec = PrometheusSpec(
-        url=URL, queries=QueryTemplates(queue="sum(my_queue{selector})"), timeout_seconds=1
-    )
+    spec = PrometheusSpec(url=URL, queries=QueryTemplates(queue="sum(my_queue{selector})"), timeout_seconds=1)
     mocked.add(responses.GET, f"{URL}/api/v1/query", json=vector("3"))
     PrometheusSource.from_spec(spec, bearer_token=None, quantile=0.99).observe(SHARD, NOW)
     queries = [parse_qs(urlsplit(c.request.url).query)["query"][0] for c in mocked.calls]
-    assert "sum(my_queue{namespace=\"prod\"," in queries[2]
+    assert 'sum(my_queue{namespace="prod",' in queries[2]
     assert 'quantile="0.99"' in queries[1]
 
 
@@ -207,8 +214,9 @@ def test_a_template_that_escapes_the_selector_is_refused_at_construction() -> No
         PrometheusSource(URL, templates=QueryTemplates(rate='sum(x{namespace="other"})'))
 
 
-@pytest.mark.parametrize("value", ['eu"} or vector(1e9) #', "eu\nwest", "eu\\w"],
-                         ids=["quote-brace", "newline", "backslash"])
+@pytest.mark.parametrize(
+    "value", ['eu"} or vector(1e9) #', "eu\nwest", "eu\\w"], ids=["quote-brace", "newline", "backslash"]
+)
 def test_a_shard_selector_with_unsafe_values_cannot_be_built(value: str) -> None:
     with pytest.raises(ValueError, match="not a valid Kubernetes name"):
         ShardSelector(namespace="prod", cluster="asr", shard=value, model="whisper")
@@ -229,17 +237,17 @@ RANGE_SCENARIOS: dict[str, tuple[Any, list[float]]] = {
     "gaps are NaN": (matrix(GAPPY), [1, 2, math.nan, math.nan, 5, math.nan]),
     "empty": ({"data": {"result": []}}, [math.nan] * 6),
     "multi-series": (matrix(GAPPY, series=2), [math.nan] * 6),
-    "off-grid points dropped": (matrix([(START + 30, "9"), (START + 120, "3")]),
-                                [math.nan, math.nan, 3, math.nan, math.nan, math.nan]),
+    "off-grid points dropped": (
+        matrix([(START + 30, "9"), (START + 120, "3")]),
+        [math.nan, math.nan, 3, math.nan, math.nan, math.nan],
+    ),
     "HTTP 503": ((503, "unavailable"), [math.nan] * 6),
     "malformed JSON": ((200, "[[["), [math.nan] * 6),
     "values not pairs": ({"data": {"result": [{"values": [[START]]}]}}, [math.nan] * 6),
 }
 
 
-@pytest.mark.parametrize(
-    ("canned", "expected"), list(RANGE_SCENARIOS.values()), ids=list(RANGE_SCENARIOS)
-)
+@pytest.mark.parametrize(("canned", "expected"), list(RANGE_SCENARIOS.values()), ids=list(RANGE_SCENARIOS))
 def test_history_puts_each_point_on_its_grid_slot_and_nan_where_there_is_none(
     mocked: responses.RequestsMock, canned: Any, expected: list[float]
 ) -> None:
@@ -259,7 +267,9 @@ def test_history_asks_for_the_exact_grid_not_rounded_seconds(
     source().history(SHARD, START, START + 5 * STEP, STEP)
     params = parse_qs(urlsplit(mocked.calls[0].request.url).query)
     assert (params["start"], params["end"], params["step"]) == (
-        [f"{START:.3f}"], [f"{START + 300:.3f}"], ["60"]
+        [f"{START:.3f}"],
+        [f"{START + 300:.3f}"],
+        ["60"],
     )
     assert params["query"][0].startswith("sum(rate(nv_inference_request_success{namespace=")
 
@@ -268,12 +278,16 @@ def test_a_long_history_is_fetched_in_chunks_under_prometheus_point_limit(
     mocked: responses.RequestsMock,
 ) -> None:
     def echo_grid(request: Any) -> tuple[int, dict[str, str], str]:
-        p = {k: float(v[0]) for k, v in parse_qs(urlsplit(request.url).query).items()
-             if k in ("start", "end", "step")}
+        p = {
+            k: float(v[0])
+            for k, v in parse_qs(urlsplit(request.url).query).items()
+            if k in ("start", "end", "step")
+        }
         n = round((p["end"] - p["start"]) / p["step"]) + 1
         assert n <= MAX_POINTS_PER_QUERY
-        pts = [(p["start"] + i * p["step"], str((p["start"] + i * p["step"] - START) / STEP))
-               for i in range(n)]
+        pts = [
+            (p["start"] + i * p["step"], str((p["start"] + i * p["step"] - START) / STEP)) for i in range(n)
+        ]
         return 200, {}, json.dumps(matrix(pts))
 
     mocked.add_callback(responses.GET, f"{URL}/api/v1/query_range", callback=echo_grid)
@@ -291,3 +305,11 @@ def test_async_helpers_run_the_blocking_calls_in_a_thread(mocked: responses.Requ
     m = asyncio.run(aobserve(src, SHARD, NOW))
     h = asyncio.run(ahistory(src, SHARD, START, START + 5 * STEP, STEP))
     assert m.rate == 42.5 and h.values[1] == 2.0
+
+
+def test_the_specs_rate_window_reaches_the_rate_and_latency_queries(mocked: responses.RequestsMock) -> None:
+    spec = PrometheusSpec(url=URL, rate_window="20s", timeout_seconds=1)
+    mocked.add(responses.GET, f"{URL}/api/v1/query", json=vector("3"))
+    PrometheusSource.from_spec(spec, bearer_token=None, quantile=0.95).observe(SHARD, NOW)
+    rate, latency = (parse_qs(urlsplit(c.request.url).query)["query"][0] for c in mocked.calls[:2])
+    assert "[20s]" in rate and "[20s]" in latency

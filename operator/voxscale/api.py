@@ -277,6 +277,9 @@ class PrometheusSpec(_Model):
     bearer_token_secret_ref: SecretKeyRef | None = None
     insecure_skip_verify: bool = False
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    rate_window: Duration = "1m"
+    """PromQL range of the rate and latency look-backs. A shorter window sees a burst sooner (a
+    1m rate lags a ramp by ~30 s) but is noisier; keep it >= 4 scrape intervals."""
     queries: QueryTemplates = Field(default_factory=QueryTemplates)
 
 

@@ -83,12 +83,13 @@ class PrometheusSource:
     @classmethod
     def from_spec(
         cls, spec: PrometheusSpec, *, bearer_token: str | None, quantile: float,
-        window: str = DEFAULT_WINDOW,
+        window: str | None = None,
     ) -> PrometheusSource:
-        """From a SpeechCluster's `prometheus` block; the caller has read the token Secret."""
+        """From a SpeechCluster's `prometheus` block (window: its `rateWindow` unless given);
+        the caller has read the token Secret."""
         return cls(
             spec.url, bearer_token=bearer_token, insecure_skip_verify=spec.insecure_skip_verify,
-            timeout_seconds=spec.timeout_seconds, templates=spec.queries, window=window,
+            timeout_seconds=spec.timeout_seconds, templates=spec.queries, window=window or spec.rate_window,
             quantile=quantile,
         )
 
