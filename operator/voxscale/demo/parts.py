@@ -109,7 +109,10 @@ class OperatorProcess:
 
     def start(self) -> None:
         liveness = free_port()
-        cmd = [sys.executable, "-m", "voxscale.cli", "run", "--namespace", self.namespace,
+        # `-X pycache_prefix=<work dir>` is harmless and puts the work dir in the command line,
+        # so the teardown check (`pgrep -f <work dir>`) sees the operator like every other part.
+        cmd = [sys.executable, "-X", f"pycache_prefix={self.log_path.parent / 'pycache'}",
+               "-m", "voxscale.cli", "run", "--namespace", self.namespace,
                "--liveness-port", str(liveness), "--metrics-port", str(self.metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
