@@ -135,6 +135,22 @@ def test_a_shard_targeted_by_an_hpa_is_left_alone_and_reported() -> None:
     assert "legacy-hpa" in degraded.message
 
 
+def test_a_problem_is_announced_by_one_warning_event_on_entry_not_every_tick() -> None:
+    kube = _kube(eu_en=2, eu_de_fr=2, us_en_es=2)
+    kube.hpas = {"asr-eu-en": "legacy-hpa"}
+    loop, metrics = Loop(kube), FakeMetrics({"eu-en": 140.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
+    for k in range(3):
+        _tick(loop, metrics, NOW + 10 * k)
+    warnings = [(reason, msg) for type_, reason, msg in kube.events if type_ == "Warning"]
+    assert [reason for reason, _ in warnings] == [names.REASON_HPA_CONFLICT]
+    assert warnings[0][1].startswith("eu-en: HorizontalPodAutoscaler legacy-hpa")
+    kube.hpas = {}  # the HPA is deleted; when it comes back it is announced again
+    _tick(loop, metrics, NOW + 40)
+    kube.hpas = {"asr-eu-en": "legacy-hpa"}
+    _tick(loop, metrics, NOW + 50)
+    assert [r for t, r, _ in kube.events if t == "Warning"] == [names.REASON_HPA_CONFLICT] * 2
+
+
 def test_a_hand_scale_is_undone_on_the_next_tick_with_a_drift_event() -> None:
     kube = _kube(eu_en=3, eu_de_fr=2, us_en_es=2)
     loop = Loop(kube)

@@ -85,6 +85,8 @@ class Loop:
     histories: HistoryStore = field(default_factory=HistoryStore)
     states: dict[tuple[str, str], ScalerState] = field(default_factory=dict)
     """(cluster uid, shard) -> the state of the last tick; status is the copy that survives restarts."""
+    problems: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    """(cluster uid, shard) -> problem reasons of the last tick, so each is announced once."""
 
     async def tick(
         self, ref: ClusterRef, spec: SpeechClusterSpec, source: MetricsSource, now: float
@@ -138,9 +140,29 @@ class Loop:
             await self._scale(ctx, shard.name, pods.counts.desired, obs.pods.desired, decision)
             last_scale = _utc(ctx.now)
         status = shard_status(shard.name, decision, obs, forecast, last_scale)
-        telemetry.export_shard(ref.namespace, ref.name, status, ctx.spec.slo.latency_ms, obs.metrics.usable)
+        telemetry.export_shard(
+            ref.namespace,
+            ref.name,
+            status,
+            slo_ms=ctx.spec.slo.latency_ms,
+            per_replica_rps=policy.per_replica_rps,
+            metrics_ok=obs.metrics.usable,
+        )
         problems = _problems(decision, pods, ctx.hpas.get(deployment))
+        await self._announce(ctx, shard.name, problems)
         return ShardReport(status, _metric_errors(obs.metrics), problems)
+
+    async def _announce(self, ctx: TickContext, shard: str, problems: tuple[tuple[str, str], ...]) -> None:
+        """A Warning Event when a shard newly enters a problem (HPA conflict, pods pending,
+        metrics lost, fallback): once on entry, not every tick — the condition carries the rest."""
+        key = (ctx.ref.uid, shard)
+        seen = self.problems.get(key, frozenset())
+        self.problems[key] = frozenset(reason for reason, _ in problems)
+        for reason, message in problems:
+            if reason not in seen:
+                await asyncio.to_thread(
+                    self.kube.event, ctx.ref.body, "Warning", reason, f"{shard}: {message}", _utc(ctx.now)
+                )
 
     async def _observe(
         self, ctx: TickContext, shard: ShardSpec, pods: ShardPodsLike, state: ScalerState, horizon: float

@@ -21,6 +21,7 @@ FORECAST_RATE = Gauge(
     "voxscale_forecast_rate_rps", "Upper forecast of the request rate over the horizon", _SHARD
 )
 LATENCY = Gauge("voxscale_observed_latency_ms", "Observed latency at the SLO percentile", _SHARD)
+CAPACITY = Gauge("voxscale_capacity_rps", "Load the Ready replicas carry at the target utilisation", _SHARD)
 SLO = Gauge("voxscale_slo_latency_ms", "SLO latency target", _SHARD)
 HORIZON = Gauge("voxscale_horizon_seconds", "Forecast horizon: learned warm-up + interval", _SHARD)
 MODE = Gauge("voxscale_mode", "1 for the shard's current mode", [*_SHARD, "mode"])
@@ -46,7 +47,15 @@ def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
         gauge.remove(*labels)
 
 
-def export_shard(namespace: str, cluster: str, status: ShardStatus, slo_ms: float, metrics_ok: bool) -> None:
+def export_shard(
+    namespace: str,
+    cluster: str,
+    status: ShardStatus,
+    *,
+    slo_ms: float,
+    per_replica_rps: float,
+    metrics_ok: bool,
+) -> None:
     key = (namespace, cluster, status.name)
     for term in _TERMS:
         DESIRED.labels(*key, term).set(status.replicas if term == status.winning_term else 0)
@@ -56,6 +65,7 @@ def export_shard(namespace: str, cluster: str, status: ShardStatus, slo_ms: floa
     WARMING.labels(*key).set(status.warming_replicas)
     PENDING.labels(*key).set(status.pending_replicas)
     SLO.labels(*key).set(slo_ms)
+    CAPACITY.labels(*key).set(status.ready_replicas * per_replica_rps)
     _set(OBSERVED_RATE, key, status.observed_rate)
     _set(FORECAST_RATE, key, status.forecast_rate)
     _set(LATENCY, key, status.observed_latency_ms)
