@@ -131,3 +131,15 @@ def test_the_cache_serves_a_calibrated_bound_on_a_smooth_day() -> None:
     assert "error" in b.method and "error" not in a.method
     # A smooth day keeps a tight band: the bound stays within 5 % of the model's mean.
     assert a.mean * 0.95 < b.mean <= b.upper < a.mean * 1.05
+
+
+def test_the_error_band_is_recomputed_at_most_once_a_minute() -> None:
+    errors = HorizonErrors()
+    _served(errors, _flat(120, 120.0), 100.0, 90 * 60.0)
+    at = T0 + 90 * 60.0
+    first = errors.calibrate(Forecast(at, HORIZON, 100.0, 300.0, "hw"), 0.9)
+    errors.scored.extend((at, math.log(3.0)) for _ in range(5000))  # a burst of huge errors
+    same_minute = errors.calibrate(Forecast(at + 50, HORIZON, 100.0, 300.0, "hw"), 0.9)
+    next_minute = errors.calibrate(Forecast(at + 60, HORIZON, 100.0, 300.0, "hw"), 0.9)
+    assert same_minute.upper == first.upper
+    assert next_minute.upper > 2 * first.upper
