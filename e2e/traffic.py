@@ -34,6 +34,8 @@ from tests.integration.prometheus_server import (
 from e2e.helpers import eventually
 
 Rate = float | Callable[[float], float]
+Latency = float | Callable[[float], float]
+"""Milliseconds, fixed or a function of time (e.g. of the offered rate ÷ the Ready replicas)."""
 SCRAPE_SECONDS = 1.0
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 # Mean batch size Triton would report (inferences per execution): a constant, as no test reads it.
@@ -46,13 +48,16 @@ class ShardLoad:
 
     labels: dict[str, str]
     rate: Rate = 0.0
-    latency_ms: float = 100.0
+    latency_ms: Latency = 100.0
     queue: float = 0.0
     requests: float = 0.0
     last: float = field(default_factory=time.time)
 
     def rate_at(self, t: float) -> float:
         return max(0.0, self.rate(t) if callable(self.rate) else self.rate)
+
+    def latency_at(self, t: float) -> float:
+        return max(0.0, self.latency_ms(t) if callable(self.latency_ms) else self.latency_ms)
 
     def advance(self, now: float) -> None:
         """Integrate the rate up to `now` (trapezoids of at most 1 s, so a ramp is followed)."""
@@ -84,7 +89,7 @@ class TrafficServer:
         self._http.server_close()
 
     def set(self, namespace: str, cluster: str, shard: str, *, model: str, rate: Rate | None = None,
-            latency_ms: float | None = None, queue: float | None = None,
+            latency_ms: Latency | None = None, queue: float | None = None,
             start_requests: float | None = None) -> None:
         """Change a shard's load from now on; counters keep what they counted so far."""
         now = time.time()
@@ -92,7 +97,7 @@ class TrafficServer:
             key = (namespace, cluster, shard)
             load = self._shards.get(key)
             if load is None:
-                load = self._shards[key] = ShardLoad(_labels(namespace, cluster, shard, model))
+                load = self._shards[key] = ShardLoad(shard_labels(namespace, cluster, shard, model))
             load.advance(now)
             if rate is not None:
                 load.rate = rate
@@ -115,10 +120,11 @@ class TrafficServer:
             loads = list(self._shards.values())
             for load in loads:
                 load.advance(now)
+        latencies = [load.latency_at(now) for load in loads]
         for name, kind in _FAMILIES:
             lines.append(f"# TYPE {name} {kind}")
-            for load in loads:
-                lines.extend(_series(name, load))
+            for load, latency_ms in zip(loads, latencies, strict=True):
+                lines.extend(_series(name, load, latency_ms))
         return "\n".join(lines) + "\n"
 
 
@@ -131,7 +137,8 @@ _FAMILIES = (
 )
 
 
-def _labels(namespace: str, cluster: str, shard: str, model: str) -> dict[str, str]:
+def shard_labels(namespace: str, cluster: str, shard: str, model: str) -> dict[str, str]:
+    """The labels of a shard's live series (add the scrape's job/instance to continue it)."""
     return {"namespace": namespace, "pod": f"{cluster}-{shard}-load", "voxscale_cluster": cluster,
             "voxscale_shard": shard, "model": model, "version": "1"}
 
@@ -140,7 +147,7 @@ def _fmt(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def _series(name: str, load: ShardLoad) -> list[str]:
+def _series(name: str, load: ShardLoad, latency_ms: float) -> list[str]:
     lab = load.labels
     if name == "nv_inference_request_success":
         return [f"{name}{_fmt(lab)} {load.requests:.3f}"]
@@ -151,7 +158,7 @@ def _series(name: str, load: ShardLoad) -> list[str]:
     if name == "nv_inference_pending_request_count":
         return [f"{name}{_fmt(lab)} {load.queue:g}"]
     # A summary: quantiles (all at the set latency: the tests drive p95 only), _sum and _count.
-    us = load.latency_ms * 1000.0
+    us = latency_ms * 1000.0
     out = [f"{name}{_fmt({**lab, 'quantile': repr(q)})} {us:.1f}" for q in QUANTILES]
     out.append(f"{name}_sum{_fmt(lab)} {load.requests * us:.1f}")
     out.append(f"{name}_count{_fmt(lab)} {load.requests:.3f}")
@@ -172,6 +179,21 @@ def _handler(server: TrafficServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def queueing_latency_ms(rate: float, ready: int, *, capacity_rps: float, slo_ms: float,
+                        service_ms: float = 100.0, ceiling_ms: float = 10_000.0) -> float:
+    """p95 of a shard whose `ready` replicas share `rate`: service ÷ (1 − ρ), an M/M/1-like queue.
+
+    Each replica saturates where the SLO is met at exactly `capacity_rps` (the spec's
+    requestsPerSecondPerReplica: what one replica sustains at the SLO). E.g. service 100 ms,
+    SLO 500 ms, capacity 20 rps: saturation 20 ÷ (1 − 100/500) = 25 rps, so 14 rps on one
+    replica is 100 ÷ (1 − 0.56) = 227 ms, 20 rps is 500 ms and 21 rps 625 ms: a replica
+    count that falls behind the load shows as a breach. No Ready replica, or ρ ≥ 1: the ceiling.
+    """
+    saturation = capacity_rps / (1.0 - service_ms / slo_ms)
+    rho = rate / (ready * saturation) if ready > 0 else float("inf")
+    return min(ceiling_ms, service_ms / (1.0 - rho)) if rho < 1.0 else ceiling_ms
 
 
 def history_openmetrics(labels: dict[str, str], rate: Callable[[float], float], start: float,
