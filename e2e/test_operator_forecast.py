@@ -196,7 +196,9 @@ def test_a_ramp_seen_on_earlier_days_gets_its_capacity_ready_before_the_slo_brea
     asked = watch.first(replicas=2, after=settled_at)
     ready = watch.first(ready=2, after=settled_at)
     assert asked is not None and ready is not None, f"never scaled past 1: {watch.samples[-5:]}"
-    first_up = min(events(kubectl, ns, names.REASON_SCALED_UP), key=lambda e: e["firstTimestamp"])
+    ups = events(kubectl, ns, names.REASON_SCALED_UP)
+    assert ups, f"replicas rose to 2 at {asked:.1f} without a ScaledUp Event"
+    first_up = min(ups, key=lambda e: e["firstTimestamp"])
     worst_p95_us = _prometheus_max(tel.url, f'max_over_time(nv_inference_request_summary_us{{'
                                    f'namespace="{ns}",quantile="0.95"}}[{RAMP_SECONDS + 15:g}s])', peak)
     seen_peak = _prometheus_max(tel.url, f'max_over_time(sum(rate(nv_inference_request_success{{'
@@ -206,6 +208,8 @@ def test_a_ramp_seen_on_earlier_days_gets_its_capacity_ready_before_the_slo_brea
         f"{at_slo - asked:+.1f} s / {at_slo - ready:+.1f} s")
     FIGURES["forecast ramp: worst p95 during the ramp, peak observed rate, Ready at the peak"] = (
         f"{worst_p95_us / 1000:.0f} ms (SLO {SLO_MS:g}), {seen_peak:.1f} rps, {watch.samples[-1][2]}")
+    FIGURES["forecast ramp: shard settled at 1 Ready, ahead of the ramp by"] = (
+        f"{days.today + RAMP_START - settled_at:.1f} s")
     FIGURES["forecast ramp: first ScaledUp"] = first_up["message"][:400]
     assert "predictive" in first_up["message"], first_up["message"]
     assert asked < at_target, "the forecast asked only once the load was already at the target"
