@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from e2e.helpers import FIGURES, E2ECluster, eventually, install_crd
+from e2e.operator_process import OperatorProcess, operator_namespace, running_operator
+from e2e.traffic import Telemetry, telemetry
 from voxscale.devcluster import ClusterError, Kubectl, up
 from voxscale.devcluster.binaries import ensure_binaries
 from voxscale.devcluster.components import Layout
@@ -106,20 +108,62 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     """A fresh namespace per test (PodSecurity `baseline` enforced), emptied and deleted after."""
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{stem}-{uuid.uuid4().hex[:5]}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}},
+        }
+    )
     yield name
     # Pods normally wait out their 30 s grace period; a test's leftovers must not hold GPUs
     # that the next test counts on, so owners are removed without cascading and pods get 1 s.
-    kubectl.run("delete", "deployments,replicasets", "--all", "-n", name, "--cascade=orphan",
-                "--wait=false", check=False)
+    kubectl.run(
+        "delete",
+        "deployments,replicasets",
+        "--all",
+        "-n",
+        name,
+        "--cascade=orphan",
+        "--wait=false",
+        check=False,
+    )
 
     def pods_gone() -> bool:
         if not kubectl.json("get", "pods", "-n", name)["items"]:
             return True
-        kubectl.run("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false",
-                    check=False)
+        kubectl.run("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false", check=False)
         return False
 
     eventually(f"pods of {name} gone", pods_gone, timeout=60, interval=1.0)
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+# Operator scenarios: one Prometheus (scraping the traffic server) and one operator per test
+# module, named by the module's TAG; a fresh namespace per test. A module that needs something
+# else (e.g. backfilled history per test) defines its own fixtures of the same names.
+
+
+@pytest.fixture(scope="module")
+def tel(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    with telemetry(tmp_path_factory.mktemp(f"telemetry-{request.module.TAG}")) as t:
+        yield t
+
+
+@pytest.fixture(scope="module")
+def op(
+    cluster: E2ECluster, speechcluster_crd: dict[str, Any], tel: Telemetry, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    with running_operator(cluster.kubectl, cluster.workdir, request.module.TAG) as o:
+        yield o
+
+
+@pytest.fixture
+def ns(
+    kubectl: Kubectl, op: OperatorProcess, tel: Telemetry, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    for name in operator_namespace(kubectl, op, request, request.module.TAG):
+        yield name
+        tel.traffic.forget(name)
+        if tel.server is None or tel.server.process.poll() is not None:
+            tel.start_prometheus()  # a scenario stopped it (metrics outage): the next test needs it

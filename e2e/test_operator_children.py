@@ -3,49 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from e2e.helpers import FIGURES, E2ECluster, condition, eventually
+from e2e.helpers import FIGURES, condition, eventually
 from e2e.operator_process import (
     INTERVAL_SECONDS,
     OperatorProcess,
     e2e_spec,
     events,
-    operator_namespace,
-    running_operator,
     shard_status,
     speechcluster,
 )
-from e2e.traffic import Telemetry, telemetry
+from e2e.traffic import Telemetry
 from voxscale import names
 from voxscale.devcluster import Kubectl
 
 TAG = "children"
 MODEL = "asr-standin"
 CHILD_KINDS = ("deployment", "service", "configmap", "poddisruptionbudget")
-
-
-@pytest.fixture(scope="module")
-def tel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Telemetry]:
-    with telemetry(tmp_path_factory.mktemp(f"telemetry-{TAG}")) as t:
-        yield t
-
-
-@pytest.fixture(scope="module")
-def op(cluster: E2ECluster, speechcluster_crd: dict[str, Any], tel: Telemetry) -> Iterator[OperatorProcess]:
-    with running_operator(cluster.kubectl, cluster.workdir, TAG) as o:
-        yield o
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl, op: OperatorProcess, tel: Telemetry,
-       request: pytest.FixtureRequest) -> Iterator[str]:
-    for name in operator_namespace(kubectl, op, request, TAG):
-        yield name
-        tel.traffic.forget(name)
 
 
 def _load(tel: Telemetry, ns: str, shard: str, rate: float, latency_ms: float = 200.0) -> None:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from e2e.helpers import FIGURES, E2ECluster, condition, eventually
+from e2e.helpers import FIGURES, condition, eventually
 from e2e.operator_process import (
     STABILIZATION_SECONDS,
     OperatorProcess,
     e2e_spec,
     events,
-    operator_namespace,
-    running_operator,
     shard_status,
     speechcluster,
 )
-from e2e.traffic import Telemetry, telemetry
+from e2e.traffic import Telemetry
 from voxscale import names
 from voxscale.devcluster import Kubectl
 
@@ -26,28 +21,6 @@ TAG = "scaling"
 MODEL = "asr-standin"
 SHARD = "eu-en"
 DEPLOYMENT = names.shard_resource_name("asr", SHARD)
-
-
-@pytest.fixture(scope="module")
-def tel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Telemetry]:
-    with telemetry(tmp_path_factory.mktemp(f"telemetry-{TAG}")) as t:
-        yield t
-
-
-@pytest.fixture(scope="module")
-def op(cluster: E2ECluster, speechcluster_crd: dict[str, Any], tel: Telemetry) -> Iterator[OperatorProcess]:
-    with running_operator(cluster.kubectl, cluster.workdir, TAG) as o:
-        yield o
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl, op: OperatorProcess, tel: Telemetry,
-       request: pytest.FixtureRequest) -> Iterator[str]:
-    for name in operator_namespace(kubectl, op, request, TAG):
-        yield name
-        tel.traffic.forget(name)
-        if tel.server is None or tel.server.process.poll() is not None:
-            tel.start_prometheus()
 
 
 def _shard(kubectl: Kubectl, ns: str) -> dict[str, Any]:

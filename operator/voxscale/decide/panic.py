@@ -37,7 +37,7 @@ def panic_step(
         entering = "enter" if state.panic_since is None else "stay"
         line = (
             f"panic: {entering}, desired {desired} ≥ {policy.panic_threshold:g} × {ready} ready;"
-            f" no scale-down and no scale-up limit until {until:.0f}"
+            f" no scale-down and no scale-up limit for the next {policy.stable_window_seconds:g} s"
         )
         return Panic(True, state.model_copy(update={"panic_since": since, "panic_until": until}),
                      (line,))
