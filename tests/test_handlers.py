@@ -82,3 +82,34 @@ def test_a_shard_that_left_the_spec_is_deleted_with_an_event() -> None:
     assert reconcile_children(body, spec, cast(Kube, kube)) == ["ap-ja"]
     assert [(t, r) for t, r, _ in kube.events] == [("Normal", names.REASON_SHARD_REMOVED)]
     assert "ap-ja" in kube.events[0][2]
+
+
+@dataclass
+class SecretKube(RecordingKube):
+    token: str = "t1"
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
+        return self.token
+
+
+def test_a_clusters_prometheus_source_is_reused_until_its_settings_or_token_change() -> None:
+    from voxscale.handlers import SourceCache
+    from voxscale.loop import ClusterRef
+
+    kube = SecretKube()
+    body = _body(prometheus={"url": "http://prom:9090", "bearerTokenSecretRef": {"name": "prom-token"}})
+    spec = validated_spec(body, cast(Kube, kube))
+    assert spec is not None
+    ref, sources = ClusterRef("speech", "asr", "u-1", 3, body), SourceCache()
+    first = sources.get(spec, ref, cast(Kube, kube))
+    assert sources.get(spec, ref, cast(Kube, kube)) is first
+    kube.token = "t2"  # the Secret was rotated
+    rotated = sources.get(spec, ref, cast(Kube, kube))
+    assert rotated is not first
+    moved = validated_spec(
+        _body(prometheus={"url": "http://other:9090", "bearerTokenSecretRef": {"name": "prom-token"}}),
+        cast(Kube, kube),
+    )
+    assert moved is not None and sources.get(moved, ref, cast(Kube, kube)) is not rotated
+    sources.close()
+    assert sources.source is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,27 +144,57 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def control_loop(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Tick every spec.scaling.intervalSeconds; body is kopf's live view of the object."""
-    kube, loop = _kube(memo), memo["loop"]
+    kube, loop, sources = _kube(memo), memo["loop"], SourceCache()
     last_apply = time.monotonic()
-    while not stopped:
-        started = time.monotonic()
-        interval = await _tick_once(body, kube, loop)
-        if time.monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
-            spec = _quiet_spec(body)
-            if spec is not None:
-                await _safe_reapply(body, spec, kube)
-            last_apply = time.monotonic()
-        await stopped.wait(max(0.5, interval - (time.monotonic() - started)))
+    try:
+        while not stopped:
+            started = time.monotonic()
+            interval = await _tick_once(body, kube, loop, sources)
+            if time.monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
+                spec = _quiet_spec(body)
+                if spec is not None:
+                    await _safe_reapply(body, spec, kube)
+                last_apply = time.monotonic()
+            await stopped.wait(max(0.5, interval - (time.monotonic() - started)))
+    finally:
+        sources.close()
 
 
-async def _tick_once(body: kopf.Body, kube: Kube, loop: Loop) -> float:
+@dataclass
+class SourceCache:
+    """One SpeechCluster's PrometheusSource, rebuilt only when its settings or token change.
+
+    A new source per tick would open a fresh HTTP connection pool every interval (and leave the
+    old one to the garbage collector); the Secret is still read every tick, so a rotated token
+    takes effect on the next one.
+    """
+
+    key: tuple[str, float, str | None] | None = None
+    source: PrometheusSource | None = None
+
+    def get(self, spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> PrometheusSource:
+        token = _token(spec, ref, kube)
+        key = (spec.prometheus.model_dump_json(), spec.slo.quantile, token)
+        if self.source is None or key != self.key:
+            self.close()
+            self.source = _source(spec, token)
+            self.key = key
+        return self.source
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+        self.source, self.key = None, None
+
+
+async def _tick_once(body: kopf.Body, kube: Kube, loop: Loop, sources: SourceCache | None = None) -> float:
     spec = _quiet_spec(body)
     if spec is None:
         return 30.0  # invalid spec: the reconcile handler has said what to fix
     meta = body["metadata"]
     ref = ClusterRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation"), dict(body))
     try:
-        source = await asyncio.to_thread(_metrics_source, spec, ref, kube)
+        source = await asyncio.to_thread((sources or SourceCache()).get, spec, ref, kube)
         await loop.tick(ref, spec, source, now=time.time())
     except Exception:
         log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
@@ -171,10 +202,15 @@ async def _tick_once(body: kopf.Body, kube: Kube, loop: Loop) -> float:
 
 
 def _metrics_source(spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> PrometheusSource:
-    token = None
+    return _source(spec, _token(spec, ref, kube))
+
+
+def _token(spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> str | None:
     secret = spec.prometheus.bearer_token_secret_ref
-    if secret is not None:
-        token = kube.read_secret_key(ref.namespace, secret.name, secret.key)
+    return None if secret is None else kube.read_secret_key(ref.namespace, secret.name, secret.key)
+
+
+def _source(spec: SpeechClusterSpec, token: str | None) -> PrometheusSource:
     return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
 
 

@@ -127,11 +127,19 @@ class Kube:
         # kubernetes >= 35 (openapi-generator 7) split call_api into serialize, send, read; the
         # old keyword call fails with TypeError on every apply, so no child was ever created.
         method, url, headers, body, post = self.api.param_serialize(
-            method, path, query_params=list(query), header_params=headers, body=body,
+            method,
+            path,
+            query_params=list(query),
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
         )
         response = self.api.call_api(
-            method, url, header_params=headers, body=body, post_params=post,
+            method,
+            url,
+            header_params=headers,
+            body=body,
+            post_params=post,
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
         )
         response.read()
@@ -234,22 +242,6 @@ class Kube:
             {"status": status},
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
         )
-
-    def read_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj: Any = self.custom.get_namespaced_custom_object(
-                names.GROUP,
-                names.VERSION,
-                namespace,
-                names.PLURAL,
-                name,
-                _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return cast(dict[str, Any], obj)
 
     def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
         """A core/v1 Event on the SpeechCluster (kubectl describe sc shows it)."""
