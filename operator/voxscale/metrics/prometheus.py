@@ -1,4 +1,9 @@
-"""MetricsSource on a Prometheus HTTP API (prometheus-api-client); failures become "no data"."""
+"""MetricsSource on a Prometheus HTTP API (prometheus-api-client); failures become "no data".
+
+Failure reasons are named by `failures.describe` (class and status code, never the answer's
+body), and redirects are not followed: `handlers` checks the URL against the operator's
+allow-list before a source is built, and a 3xx must not lead somewhere the list never saw.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from urllib3.util.retry import Retry
 
 from voxscale.api import PrometheusSpec, QueryTemplates
 from voxscale.decide.types import ShardMetrics
-from voxscale.metrics import answers
+from voxscale.metrics import answers, failures
 from voxscale.metrics.promql import DEFAULT_WINDOW, build_queries, check_template, check_window
 from voxscale.metrics.protocol import ShardSelector
 from voxscale.series import History
@@ -30,7 +35,7 @@ _FIELDS = ("rate", "latency", "queue", "batch_efficiency")
 
 
 class _QueryError(Exception):
-    """A query failed (HTTP error, bad JSON ...); the message is already redacted."""
+    """A query failed (HTTP error, bad JSON ...); the message names the class, never the body."""
 
 
 class _UnreachableError(_QueryError):
@@ -70,6 +75,8 @@ class PrometheusSource:
             template = getattr(templates, field, None) if templates else None
             self._templates[field] = check_template(template) if template else None
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+        session = _NoRedirects()
+        session.verify = self._verify
         # One attempt per call: the library default (3 retries, 1 s backoff) could hold a 10 s
         # tick for 4 × 5 s + 7 s; decide() counts failed ticks and falls back on its own.
         self._client = PrometheusConnect(
@@ -77,6 +84,7 @@ class PrometheusSource:
             headers=headers,
             disable_ssl=insecure_skip_verify,
             retry=Retry(total=0, raise_on_status=False),
+            session=session,
             timeout=self._timeout,
         )
 
@@ -189,11 +197,16 @@ class PrometheusSource:
             raise _QueryError(self._describe(exc)) from None
 
     def _describe(self, exc: BaseException) -> str:
-        """`Type: message`, shortened, with the token removed should anything have echoed it."""
-        text = f"{type(exc).__name__}: {exc}"
-        if self._token:
-            text = text.replace(self._token, "<redacted>")
-        return text if len(text) <= 300 else text[:297] + "..."
+        """The failure's class and status code: no body, header or token (see failures.py)."""
+        return failures.describe(exc, timeout_seconds=self._timeout)
+
+
+class _NoRedirects(requests.Session):
+    """Every request is sent with allow_redirects=False: a 3xx is answered as the error it is."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["allow_redirects"] = False
+        return super().request(method, url, *args, **kwargs)
 
 
 def _dt(ts: float) -> datetime:
