@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,3 +72,36 @@ def test_a_refused_apply_raises_the_api_servers_status() -> None:
     with pytest.raises(ApiException) as refused:
         kube.apply(_deployment())
     assert refused.value.status == 409
+
+
+CANARY = "canary-5e1d-internal"
+
+
+def test_a_refused_call_says_the_status_and_the_api_servers_message_never_headers() -> None:
+    status = {"kind": "Status", "reason": "Forbidden",
+              "message": 'deployments.apps "asr-eu-en" is forbidden: User "vx" cannot patch'}
+    response = FakeResponse(403, status, reason="Forbidden",
+                            headers={"content-type": "application/json", "Audit-Id": CANARY})
+    kube, _ = _kube(response)
+    with pytest.raises(ApiException) as refused:
+        kube.apply(_deployment())
+    assert refused.value.status == 403
+    assert str(refused.value) == f"HTTP 403 Forbidden: {status['message']}"
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+
+
+def test_a_body_that_is_no_status_object_is_not_quoted() -> None:
+    # e.g. an HTML error page from a proxy between the operator and the API server
+    kube, _ = _kube(FakeResponse(502, {"html": f"<pre>{CANARY}</pre>"}, reason="Bad Gateway"))
+    with pytest.raises(ApiException) as refused:
+        kube.delete_shards_except("speech", "asr", set())
+    assert str(refused.value) == "HTTP 502 Bad Gateway"
+
+
+def test_a_secret_value_that_is_not_utf8_is_reported_without_its_bytes() -> None:
+    value = base64.b64encode(b"\xff" + CANARY.encode()).decode()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "data": {"token": value}}
+    kube, _ = _kube(FakeResponse(200, secret))
+    with pytest.raises(ValueError, match="speech/t key 'token' is not base64 of UTF-8") as bad:
+        kube.read_secret_key("speech", "t", "token")
+    assert CANARY not in str(bad.value) and "xff" not in str(bad.value)

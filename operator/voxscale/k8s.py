@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -29,6 +30,53 @@ CHILD_KINDS: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("apis/policy/v1", "poddisruptionbudgets"),
     "Deployment": ("apis/apps/v1", "deployments"),
 }
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class KubeApiError(ApiException):
+    """An ApiException whose text is `HTTP <code> <reason>` and the API server's Status message.
+
+    The client's own text adds every response header and the raw body: a proxy's HTML page or
+    audit ids in logs, Events (kopf posts handler errors) and `tick failed` reasons in status.
+    """
+
+    def __init__(self, err: ApiException) -> None:
+        super().__init__(status=err.status, reason=err.reason)
+        self.message = _status_message(err.body)
+
+    def __str__(self) -> str:
+        line = f"HTTP {self.status} {self.reason or ''}".rstrip()
+        return f"{line}: {self.message}" if self.message else line
+
+
+def _status_message(body: Any) -> str:
+    """`message` of a metav1.Status body (what kubectl prints too); nothing from any other body."""
+    try:
+        status = json.loads(body) if isinstance(body, str | bytes) else None
+    except ValueError:
+        return ""
+    if not isinstance(status, dict) or status.get("kind") != "Status":
+        return ""
+    message = status.get("message")
+    return message[:300] if isinstance(message, str) else ""
+
+
+def _plain_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Re-raise the client's ApiException as KubeApiError (same status, plain text)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except KubeApiError:
+            raise
+        except ApiException as err:
+            raise KubeApiError(err) from None
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -147,6 +195,7 @@ class Kube:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else {}
 
+    @_plain_errors
     def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply, forced: the operator is the owner of what it renders."""
         group, plural = CHILD_KINDS[obj["kind"]]
@@ -169,6 +218,7 @@ class Kube:
             manager=names.FIELD_MANAGER_SCALER,
         )
 
+    @_plain_errors
     def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]:
         """Delete the children of shards no longer in the spec; returns the shard names removed."""
         removed: set[str] = set()
@@ -193,6 +243,7 @@ class Kube:
 
     # ------------------------------------------------------------------ reads
 
+    @_plain_errors
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
         name = names.shard_resource_name(cluster, shard)
         try:
@@ -211,6 +262,7 @@ class Kube:
         uid = dep.metadata.uid if dep.metadata else None
         return ShardPods(True, counts, tuple(warmups), tuple(reasons), uid)
 
+    @_plain_errors
     def hpa_targets(self, namespace: str) -> dict[str, str]:
         """Deployment name -> HPA name, for every HPA in the namespace that targets a Deployment."""
         hpas = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
@@ -222,16 +274,21 @@ class Kube:
             if h.spec.scale_target_ref.kind == "Deployment"
         }
 
+    @_plain_errors
     def read_secret_key(self, namespace: str, name: str, key: str) -> str:
         """One key of one Secret (the operator's RBAC allows get on named Secrets only)."""
         secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
         data = (secret.data or {}).get(key)
         if data is None:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data).decode().strip()
+        try:
+            return base64.b64decode(data).decode().strip()
+        except ValueError:  # binascii's and the codec's texts can quote bytes of the secret
+            raise ValueError(f"Secret {namespace}/{name} key {key!r} is not base64 of UTF-8 text") from None
 
     # ------------------------------------------------------------------ status and events
 
+    @_plain_errors
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             names.GROUP,
