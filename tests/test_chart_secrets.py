@@ -23,7 +23,7 @@ from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.protocol import ShardSelector
 
 TOKEN = "vx-9f3c1e7a-TOKEN-do-not-log"
-URL = "http://prom.test:9090"
+URL = "http://prometheus.monitoring.svc:9090"  # on the default metrics-endpoint allow-list
 SECRET = {"name": "prometheus-token", "key": "token"}
 Answer = Callable[[Any], tuple[int, dict[str, str], str]]
 

@@ -97,7 +97,8 @@ def test_a_clusters_prometheus_source_is_reused_until_its_settings_or_token_chan
     from voxscale.loop import ClusterRef
 
     kube = SecretKube()
-    body = _body(prometheus={"url": "http://prom:9090", "bearerTokenSecretRef": {"name": "prom-token"}})
+    secret = {"name": "prom-token"}
+    body = _body(prometheus={"url": "http://prom.monitoring.svc:9090", "bearerTokenSecretRef": secret})
     spec = validated_spec(body, cast(Kube, kube))
     assert spec is not None
     ref, sources = ClusterRef("speech", "asr", "u-1", 3, body), SourceCache()
@@ -107,7 +108,7 @@ def test_a_clusters_prometheus_source_is_reused_until_its_settings_or_token_chan
     rotated = sources.get(spec, ref, cast(Kube, kube))
     assert rotated is not first
     moved = validated_spec(
-        _body(prometheus={"url": "http://other:9090", "bearerTokenSecretRef": {"name": "prom-token"}}),
+        _body(prometheus={"url": "http://other.monitoring.svc:9090", "bearerTokenSecretRef": secret}),
         cast(Kube, kube),
     )
     assert moved is not None and sources.get(moved, ref, cast(Kube, kube)) is not rotated

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from voxscale.metrics.endpoints import DEFAULT_ALLOWED, AllowList, parse_entry
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -40,7 +42,17 @@ def _run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
         verbose=args.verbose,
+        endpoints=AllowList.parse(args.allowed_metrics_endpoint or DEFAULT_ALLOWED),
     )
+
+
+def _endpoint_entry(text: str) -> str:
+    """argparse type: a bad allow-list entry stops `voxscale run` with what is wrong."""
+    try:
+        parse_entry(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _optional(register: Callable[[Any], None], parent: Any, name: str, extra: str) -> None:
@@ -111,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, default=8080)
     run.add_argument("--metrics-port", type=int, default=8081)
     run.add_argument("--verbose", action="store_true")
+    run.add_argument(
+        "--allowed-metrics-endpoint",
+        action="append",
+        default=[],
+        type=_endpoint_entry,
+        metavar="ENTRY",
+        help="a Prometheus endpoint SpeechClusters may name in spec.prometheus.url (repeatable): a "
+        "host pattern ('*.svc', 'prom.monitoring.svc:9090') or a URL prefix "
+        "('https://thanos.example.com/tenant-a'); any other URL is refused without a request. "
+        f"Default: {' '.join(DEFAULT_ALLOWED)}",
+    )
     run.set_defaults(func=_run)
 
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="dev_command", required=True)

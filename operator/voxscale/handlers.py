@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from voxscale import names
 from voxscale.api import SpeechClusterSpec, SpeechClusterStatus, parse_spec
 from voxscale.k8s import Kube
 from voxscale.loop import ClusterRef, Loop
+from voxscale.metrics.endpoints import AllowList
 from voxscale.metrics.prometheus import PrometheusSource
 from voxscale.metrics.promql import check_template
 from voxscale.render import Owner, render_shard
@@ -32,6 +33,28 @@ RETRY_DELAY_SECONDS = 30.0
 def _kube(memo: kopf.Memo) -> Kube:
     kube: Kube = memo["kube"]
     return kube
+
+
+def _endpoints(memo: kopf.Memo) -> AllowList:
+    endpoints: AllowList = memo.get("endpoints") or AllowList.default()
+    return endpoints
+
+
+class EndpointNotAllowedError(ValueError):
+    """spec.prometheus.url is not on the operator's allow-list; no request was sent to it."""
+
+
+def endpoint_refusal(spec: SpeechClusterSpec, endpoints: AllowList) -> str | None:
+    """None when the operator may call spec.prometheus.url; else what to change, for the user."""
+    why = endpoints.refusal(spec.prometheus.url)
+    if why is None:
+        return None
+    return (
+        f"spec.prometheus.url is not on this operator's allow-list of metrics endpoints ({why}); "
+        f"no request was sent. Point spec.prometheus.url at an allowed Prometheus ({endpoints}), "
+        f"or have the operator's admin add it to the Helm value prometheus.allowedEndpoints "
+        f"(flag --allowed-metrics-endpoint)"
+    )
 
 
 def checked_spec(body: kopf.Body | dict[str, Any]) -> tuple[SpeechClusterSpec | None, str]:
@@ -57,31 +80,48 @@ def checked_spec(body: kopf.Body | dict[str, Any]) -> tuple[SpeechClusterSpec | 
     return spec, ""
 
 
-def validated_spec(body: kopf.Body | dict[str, Any], kube: Kube) -> SpeechClusterSpec | None:
-    """The typed spec, or None after saying (condition + Event) what to fix."""
+def validated_spec(
+    body: kopf.Body | dict[str, Any], kube: Kube, endpoints: AllowList | None = None
+) -> SpeechClusterSpec | None:
+    """The typed spec, or None after saying (condition + Event) what to fix.
+
+    A Prometheus URL off the allow-list (default: in-cluster Services) is refused like an
+    invalid spec: nothing is applied or scaled, and the daemon sends it no request.
+    """
     spec, problems = checked_spec(body)
     if spec is None:
-        message = f"invalid spec, nothing changed until it is fixed: {problems}"
-        now = datetime.now(UTC)
-        status = SpeechClusterStatus.model_validate(
-            {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-        )
-        conditions = set_condition(
-            status.conditions,
-            names.CONDITION_READY,
-            False,
-            reason=names.REASON_INVALID_SPEC,
-            message=message,
-            now=now,
-            generation=body["metadata"].get("generation"),
-        )
-        kube.patch_status(
-            body["metadata"]["namespace"],
-            body["metadata"]["name"],
-            {"conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]},
-        )
-        kube.event(dict(body), "Warning", names.REASON_INVALID_SPEC, message, now)
+        _refuse(body, kube, names.REASON_INVALID_SPEC,
+                f"invalid spec, nothing changed until it is fixed: {problems}")
+        return None
+    refusal = endpoint_refusal(spec, endpoints or AllowList.default())
+    if refusal is not None:
+        message = f"nothing changed until it is fixed: {refusal}"
+        _refuse(body, kube, names.REASON_ENDPOINT_NOT_ALLOWED, message)
+        return None
     return spec
+
+
+def _refuse(body: kopf.Body | dict[str, Any], kube: Kube, reason: str, message: str) -> None:
+    """Ready=False with `reason` and `message`, and the same as a Warning Event."""
+    now = datetime.now(UTC)
+    status = SpeechClusterStatus.model_validate(
+        {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+    )
+    conditions = set_condition(
+        status.conditions,
+        names.CONDITION_READY,
+        False,
+        reason=reason,
+        message=message,
+        now=now,
+        generation=body["metadata"].get("generation"),
+    )
+    kube.patch_status(
+        body["metadata"]["namespace"],
+        body["metadata"]["name"],
+        {"conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]},
+    )
+    kube.event(dict(body), "Warning", reason, message, now)
 
 
 def reconcile_children(body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: Kube) -> list[str]:
@@ -113,6 +153,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     memo["kube"] = memo.get("kube") or Kube()
+    memo["endpoints"] = _endpoints(memo)
     memo["loop"] = Loop(kube=memo["kube"])
 
 
@@ -126,7 +167,7 @@ def loop_alive(memo: kopf.Memo, **_: Any) -> bool:
 @kopf.on.resume(*RESOURCE)
 async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     kube = _kube(memo)
-    spec = await asyncio.to_thread(validated_spec, body, kube)
+    spec = await asyncio.to_thread(validated_spec, body, kube, _endpoints(memo))
     if spec is None:
         return  # bad input: said so once; no retry until the spec changes
     try:
@@ -144,14 +185,14 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def control_loop(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Tick every spec.scaling.intervalSeconds; body is kopf's live view of the object."""
-    kube, loop, sources = _kube(memo), memo["loop"], SourceCache()
+    kube, loop, sources = _kube(memo), memo["loop"], SourceCache(_endpoints(memo))
     last_apply = time.monotonic()
     try:
         while not stopped:
             started = time.monotonic()
             interval = await _tick_once(body, kube, loop, sources)
             if time.monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
-                spec = _quiet_spec(body)
+                spec = _quiet_spec(body, sources.endpoints)
                 if spec is not None:
                     await _safe_reapply(body, spec, kube)
                 last_apply = time.monotonic()
@@ -166,13 +207,19 @@ class SourceCache:
 
     A new source per tick would open a fresh HTTP connection pool every interval (and leave the
     old one to the garbage collector); the Secret is still read every tick, so a rotated token
-    takes effect on the next one.
+    takes effect on the next one. No source is built for a URL off `endpoints`, so none can
+    send it a request (and no Secret is read for it).
     """
 
+    endpoints: AllowList = field(default_factory=AllowList.default)
     key: tuple[str, float, str | None] | None = None
     source: PrometheusSource | None = None
 
     def get(self, spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> PrometheusSource:
+        refusal = endpoint_refusal(spec, self.endpoints)
+        if refusal is not None:
+            self.close()
+            raise EndpointNotAllowedError(refusal)
         token = _token(spec, ref, kube)
         key = (spec.prometheus.model_dump_json(), spec.slo.quantile, token)
         if self.source is None or key != self.key:
@@ -188,13 +235,14 @@ class SourceCache:
 
 
 async def _tick_once(body: kopf.Body, kube: Kube, loop: Loop, sources: SourceCache | None = None) -> float:
-    spec = _quiet_spec(body)
+    sources = sources or SourceCache()
+    spec = _quiet_spec(body, sources.endpoints)
     if spec is None:
-        return 30.0  # invalid spec: the reconcile handler has said what to fix
+        return 30.0  # invalid spec or refused URL: the reconcile handler has said what to fix
     meta = body["metadata"]
     ref = ClusterRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation"), dict(body))
     try:
-        source = await asyncio.to_thread((sources or SourceCache()).get, spec, ref, kube)
+        source = await asyncio.to_thread(sources.get, spec, ref, kube)
         await loop.tick(ref, spec, source, now=time.time())
     except Exception:
         log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
@@ -214,8 +262,10 @@ def _source(spec: SpeechClusterSpec, token: str | None) -> PrometheusSource:
     return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
 
 
-def _quiet_spec(body: kopf.Body) -> SpeechClusterSpec | None:
-    return checked_spec(body)[0]
+def _quiet_spec(body: kopf.Body, endpoints: AllowList) -> SpeechClusterSpec | None:
+    """The spec the daemon may act on: valid, and its Prometheus URL on the allow-list."""
+    spec = checked_spec(body)[0]
+    return spec if spec is not None and endpoint_refusal(spec, endpoints) is None else None
 
 
 async def _safe_reapply(body: kopf.Body, spec: SpeechClusterSpec, kube: Kube) -> None:
@@ -225,7 +275,9 @@ async def _safe_reapply(body: kopf.Body, spec: SpeechClusterSpec, kube: Kube) ->
         log.exception("periodic re-apply failed; next attempt in %.0f s", REAPPLY_EVERY_SECONDS)
 
 
-def run_operator(*, namespaces: list[str], liveness_port: int, metrics_port: int, verbose: bool) -> int:
+def run_operator(
+    *, namespaces: list[str], liveness_port: int, metrics_port: int, verbose: bool, endpoints: AllowList
+) -> int:
     """`voxscale run`: the operator against the current kubeconfig (or in-cluster account)."""
     from prometheus_client import start_http_server
 
@@ -233,6 +285,7 @@ def run_operator(*, namespaces: list[str], liveness_port: int, metrics_port: int
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log.info("metrics endpoints allowed: %s", endpoints)
     kube = Kube.from_environment()
     start_http_server(metrics_port)
     asyncio.run(
@@ -240,7 +293,7 @@ def run_operator(*, namespaces: list[str], liveness_port: int, metrics_port: int
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
-            memo=kopf.Memo(kube=kube),
+            memo=kopf.Memo(kube=kube, endpoints=endpoints),
             standalone=True,
         )
     )

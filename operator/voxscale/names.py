@@ -69,6 +69,7 @@ REASON_FALLBACK = "FallbackActive"
 REASON_DRIFT_CORRECTED = "DriftCorrected"
 REASON_HPA_CONFLICT = "HPAConflict"
 REASON_PODS_PENDING = "PodsPending"
+REASON_ENDPOINT_NOT_ALLOWED = "MetricsEndpointNotAllowed"
 
 
 def shard_resource_name(cluster: str, shard: str) -> str:
