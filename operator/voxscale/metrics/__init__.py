@@ -1,1 +1,2 @@
-"""Metrics sources: `protocol.MetricsSource`, its Prometheus implementation, and safe PromQL."""
+"""Metrics sources: `protocol.MetricsSource`, its Prometheus implementation, safe PromQL, the
+endpoint allow-list (`endpoints`) and body-free failure reasons (`failures`)."""
