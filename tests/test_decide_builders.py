@@ -51,11 +51,16 @@ def obs(
 
 
 def forecast(
-    upper: float, *, mean: float | None = None, at: float = T0, horizon: float = 70.0
+    upper: float,
+    *,
+    mean: float | None = None,
+    current: float | None = None,
+    at: float = T0,
+    horizon: float = 70.0,
 ) -> Forecast:
     return Forecast(
         at=at, horizon_seconds=horizon, mean=upper if mean is None else mean, upper=upper,
-        method="fake",
+        method="fake", current=current,
     )
 
 
@@ -162,7 +167,7 @@ def test_obs_defaults_the_deployment_size_to_all_its_pods() -> None:
 
 
 def test_policy_target_is_the_rate_one_replica_carries() -> None:
-    assert policy(target=100).per_replica_rps == 100
+    assert policy(target=100).capacity.rate_for(1) == 100
 
 
 def test_fake_pods_become_ready_only_after_the_warmup() -> None:

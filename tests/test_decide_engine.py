@@ -16,8 +16,8 @@ def test_a_forecast_led_scale_up_explains_every_step_that_mattered() -> None:
     assert (d.predictive, d.reactive) == (30, 10)
     assert (d.horizon_seconds, d.learned_warmup_seconds) == (130.0, 120.0)
     assert d.reasons == (
-        "predictive: upper 412.0 rps over 130 s / 14.0 rps capacity per replica = 30 (fake)",
-        "reactive: rate 140.0 rps / 14.0 rps per replica = 10",
+        "plan: upper 412.0 rps over 130 s → 30 (14.0 rps/replica × target 1; fake)",
+        "observed: rate 140.0 rps → 10 (14.0 rps/replica × target 1)",
         "blend: predictive 30 > reactive 10: forecast leads",
         "panic: enter, desired 30 ≥ 2 × 10 ready; no scale-down and no scale-up limit for the next 60 s",
         "warm-up: need 30 vs 10 ready + 2 warming = 12: add 18",

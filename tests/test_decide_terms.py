@@ -1,4 +1,4 @@
-"""The predictive and reactive terms and how they blend."""
+"""The plan (forecast at the SLO, error-corrected), the observed term, and how they blend."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ import math
 
 import pytest
 
-from tests.test_decide_builders import forecast, obs, policy
+from tests.test_decide_builders import T0, forecast, obs, policy
+from voxscale.api import ScalerState
+from voxscale.decide import Forecast, Policy
 from voxscale.decide.blend import blend
-from voxscale.decide.predictive import predictive_replicas
+from voxscale.decide.predictive import Plan, plan_replicas
 from voxscale.decide.reactive import latency_correction, reactive_replicas
 
-# ------------------------------------------------------------------ predictive
+# ------------------------------------------------------------------ plan
+
+
+def plan(fc: Forecast | None, p: Policy, *, observed: float | None = None,
+         state: ScalerState | None = None, horizon: float = 70.0, now: float = T0) -> Plan:
+    return plan_replicas(fc, observed, p, state or ScalerState(), horizon=horizon, now=now)
 
 
 @pytest.mark.parametrize(
@@ -24,39 +31,61 @@ from voxscale.decide.reactive import latency_correction, reactive_replicas
         pytest.param(-5.0, 0, id="a-negative-forecast-is-no-load"),
     ],
 )
-def test_predictive_is_the_upper_bound_over_per_replica_rps(upper: float, expected: int) -> None:
-    assert predictive_replicas(forecast(upper), policy(target=14.0), 70.0).replicas == expected
+def test_the_plan_is_the_upper_bound_over_per_replica_rps(upper: float, expected: int) -> None:
+    assert plan(forecast(upper), policy(target=14.0)).replicas == expected
 
 
-def test_predictive_plans_the_bound_at_full_capacity_not_at_the_target() -> None:
-    # Design change: the upper bound already is the headroom for a rise during the warm-up,
-    # so 70 rps at 20 rps per replica is 4 replicas, not 70 / (20 × 0.7) = 5.
-    p = policy(capacity_rps=20.0, target_utilization=0.7)
-    assert predictive_replicas(forecast(70.0), p, 70.0).replicas == 4
+def test_the_plan_sizes_the_bound_through_the_slo_capacity_model() -> None:
+    # No target: 70 rps + 1.645·√(70 / 0.5 s) = 89.5 rps of p95 burst, at 20 rps per replica
+    # that is 5 replicas; the old fixed 0.7 target would also give 5, but at 700 rps the
+    # pooled headroom is 61.5 rps, 9 % (39 replicas), and the target's 43 % (50).
+    p = policy(capacity_rps=20.0, target_utilization=None)
+    assert plan(forecast(70.0), p).replicas == 5
+    assert plan(forecast(700.0), p).replicas == 39
 
 
-def test_the_forecast_alone_keeps_the_target_utilisation() -> None:
-    # The forecast-only fallback has no reactive term beside it: 70 / (20 × 0.7) = 5.
-    p = policy(capacity_rps=20.0, target_utilization=0.7)
-    need = predictive_replicas(forecast(70.0), p, 70.0, alone=True)
-    assert need.replicas == 5
-    assert "14.0 rps target per replica" in need.reasons[0]
+def test_the_forecast_alone_keeps_the_no_forecast_headroom() -> None:
+    # The forecast-only fallback has nothing observed to correct it: 70 / (20 × 0.7) = 5.
+    p = policy(capacity_rps=20.0, target_utilization=None)
+    need = plan_replicas(forecast(700.0), None, p, ScalerState(), horizon=70.0, now=T0,
+                         capacity=p.capacity_without_forecast)
+    assert need.replicas == 50
+    assert "× target 0.7" in need.reasons[-1]
 
 
-def test_the_reactive_term_keeps_the_target_utilisation() -> None:
-    p = policy(capacity_rps=20.0, target_utilization=0.7)
-    assert reactive_replicas(obs(70.0).metrics, 1, p).replicas == 5
+def test_the_plan_adds_what_the_forecast_missed_now() -> None:
+    # Forecast expected 100 rps now and 150 at most over the horizon; 130 is observed: the
+    # model is 30 low, so the plan sizes 150 + 30 = 180 rps -> ceil(180 / 14) = 13.
+    got = plan(forecast(150.0, current=100.0), policy(target=14.0), observed=130.0)
+    assert (got.replicas, got.rate) == (13, 180.0)
+    assert got.reasons[0] == "plan: observed 130.0 rps > forecast 100.0 now: +30.0 rps carried for 70 s"
 
 
-def test_predictive_reason_shows_the_numbers() -> None:
-    need = predictive_replicas(forecast(412.0, horizon=130.0), policy(target=14.0), 130.0)
+def test_the_miss_is_carried_for_one_horizon_then_dropped() -> None:
+    p = policy(target=14.0)
+    first = plan(forecast(150.0, current=100.0), p, observed=130.0)
+    assert first.state is not None
+    within = plan(forecast(150.0, current=100.0), p, observed=90.0, state=first.state, now=T0 + 60)
+    assert within.rate == 180.0
+    after = plan(forecast(150.0, current=100.0), p, observed=90.0, state=first.state, now=T0 + 71)
+    assert after.rate == 150.0
+    assert after.state is not None and after.state.forecast_miss_until is None
+
+
+def test_an_observed_rate_below_the_forecast_takes_nothing_away() -> None:
+    got = plan(forecast(150.0, current=100.0), policy(target=14.0), observed=60.0)
+    assert got.rate == 150.0
+
+
+def test_plan_reason_shows_the_numbers() -> None:
+    need = plan(forecast(412.0, horizon=130.0), policy(target=14.0), horizon=130.0)
     assert need.reasons == (
-        "predictive: upper 412.0 rps over 130 s / 14.0 rps capacity per replica = 30 (fake)",
+        "plan: upper 412.0 rps over 130 s → 30 (14.0 rps/replica × target 1; fake)",
     )
 
 
-def test_predictive_notes_a_forecast_shorter_than_the_horizon() -> None:
-    need = predictive_replicas(forecast(100.0, horizon=60.0), policy(), 130.0)
+def test_plan_notes_a_forecast_shorter_than_the_horizon() -> None:
+    need = plan(forecast(100.0, horizon=60.0), policy(), horizon=130.0)
     assert "covers only 60 s" in need.reasons[0]
 
 
@@ -69,9 +98,14 @@ def test_predictive_notes_a_forecast_shorter_than_the_horizon() -> None:
         pytest.param(True, forecast(math.inf), id="infinite-upper"),
     ],
 )
-def test_predictive_has_nothing_to_say_without_a_usable_forecast(enabled: bool, fc: object) -> None:
+def test_the_plan_has_nothing_to_say_without_a_usable_forecast(enabled: bool, fc: object) -> None:
     p = policy(forecast_enabled=enabled)
-    assert predictive_replicas(fc, p, 70.0).replicas is None  # type: ignore[arg-type]
+    assert plan(fc, p).replicas is None  # type: ignore[arg-type]
+
+
+def test_the_observed_rate_alone_keeps_growth_headroom() -> None:
+    p = policy(capacity_rps=20.0, target_utilization=None)
+    assert reactive_replicas(obs(70.0).metrics, 1, p, p.capacity_without_forecast).replicas == 5
 
 
 # ------------------------------------------------------------------ reactive

@@ -54,7 +54,7 @@ def test_an_unforeseen_burst_panics_and_does_not_scale_down_while_it_lasts() -> 
     # (4 → 8 → 16 → 18) instead of trusting a 10× latency blindly.
     ready_at = {now - T0: ready for now, _, ready, _, _ in shard.history}
     assert [ready_at[t] for t in (300, 420, 540, 660)] == [4, 8, 16, 18]
-    assert ready_at[660] * P.per_replica_rps >= 250.0
+    assert P.capacity.rate_for(ready_at[660]) >= 250.0
     # After the burst: back down, but only after the stabilization window.
     after = {now - T0: d.replicas for now, _, _, _, d in shard.history if now >= T0 + 900}
     assert after[900] == 18 and after[1190] == 18 and after[1200] < 18
@@ -105,3 +105,58 @@ def test_without_the_restore_seed_the_same_restart_would_halve_at_once() -> None
     # What restore_state prevents: an empty window lets the first tick act on the rate alone.
     o = Observation(ShardMetrics(at=T0, rate=14.0), PodCounts(desired=20, ready=20))
     assert decide(o, None, P, ScalerState(), T0).replicas == 10
+
+
+# ------------------------------------------------------- predictive scale-in
+
+DERIVED = policy(
+    capacity_rps=20.0, target_utilization=None, declared_warmup_seconds=WARMUP,
+    interval_seconds=10, min_replicas=2, max_replicas=60, slo_latency_ms=500.0,
+)
+
+
+def test_when_forecast_and_load_both_leave_capacity_goes_before_the_window() -> None:
+    # 300 rps until +10 min, then 1 rps, and the forecast saw it coming: the window rule would
+    # hold 22 pods until +15 min; the plan and the observed rate agree the load has left, so
+    # the shard keeps only the last horizon's observed need and releases from +12:10 on.
+    shard = FakeShard.with_ready(DERIVED, WARMUP, 18)
+    shard.run(T0, 1800, drop, oracle(drop, margin=1.0))
+    replicas = {now - T0: d.replicas for now, _, _, _, d in shard.history}
+    assert replicas[590] == 18
+    first_down = min(t for t, n in replicas.items() if n < 18)
+    assert 600 < first_down <= 600 + 130 + 10, f"released at +{first_down} s"
+    assert first_down < 900, "waited for the whole stabilization window"
+    down = next(d for now, _, _, _, d in shard.history if now - T0 == first_down)
+    assert any(r.startswith("release: plan") for r in down.reasons)
+    assert replicas[1790] == DERIVED.min_replicas
+
+
+def test_a_rise_the_forecast_sees_within_one_warmup_holds_the_capacity() -> None:
+    # A dip to 100 rps for 4 minutes between two 300 rps spells: the forecast sees the second
+    # spell within the horizon, so nothing is released in the dip.
+    def dip(t: float) -> float:
+        return 100.0 if T0 + 600 <= t < T0 + 840 else 300.0
+
+    shard = FakeShard.with_ready(DERIVED, WARMUP, 18)
+    shard.run(T0, 1200, dip, oracle(dip, margin=1.0))
+    during = [d.replicas for now, _, _, _, d in shard.history if T0 + 600 <= now < T0 + 1200]
+    assert min(during) >= 18
+
+
+def test_without_a_forecast_scale_in_still_waits_for_the_window() -> None:
+    shard = FakeShard.with_ready(DERIVED, WARMUP, 18)
+    shard.run(T0, 1200, drop)
+    replicas = {now - T0: d.replicas for now, _, _, _, d in shard.history}
+    assert all(replicas[t] >= 18 for t in range(600, 900, 10))
+
+
+def test_a_big_shard_is_planned_hotter_than_a_small_one() -> None:
+    # Square-root staffing: the pooled headroom shrinks as the rate grows, so the same SLO
+    # costs 2 + 34 % at 40 rps and 40 + 9 % at 800 rps (20 rps per replica, p95, 500 ms).
+    def flat(rate: float) -> int:
+        shard = FakeShard.with_ready(DERIVED, WARMUP, 2)
+        shard.run(T0, 900, lambda t: rate, oracle(lambda t: rate, margin=1.0))
+        return shard.history[-1][4].replicas
+
+    small, big = flat(40.0), flat(800.0)
+    assert 40.0 / (small * 20.0) < 800.0 / (big * 20.0)

@@ -141,10 +141,22 @@ class SLOSpec(_Model):
         return int(self.percentile[1:]) / 100
 
 
+class ServiceTimeSpec(_Model):
+    """A replica's measured batch service time: a batch of b takes batchFixedMs + perRequestMs·b."""
+
+    batch_fixed_ms: Annotated[float, Field(gt=0, le=600_000)]
+    per_request_ms: Annotated[float, Field(ge=0, le=600_000)]
+
+
 class CapacitySpec(_Model):
     requests_per_second_per_replica: Annotated[float, Field(gt=0, le=1_000_000)] = 20.0
-    """What one replica sustains at the SLO (from the worker's measured capacity profile)."""
-    target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.7
+    """What one replica sustains at the SLO (from the worker's measured capacity profile).
+    Ignored when serviceTime is set: the rate is then derived from it, the batching and the SLO."""
+    service_time: ServiceTimeSpec | None = None
+    """The worker's batch service-time profile (bench/worker_capacity.py measures it)."""
+    target_utilization: Annotated[float, Field(gt=0, le=1)] | None = None
+    """An override: plan every shard at this share of its SLO capacity. Unset (the default),
+    the headroom is derived from the SLO and shrinks as a shard grows (square-root staffing)."""
 
 
 # ---------------------------------------------------------------------------- spec: scaling
@@ -320,6 +332,23 @@ class SpeechClusterSpec(_Model):
             raise ValueError(f"shard names must be unique; repeated: {', '.join(dupes)}")
         return shards
 
+    @model_validator(mode="after")
+    def _slo_reachable(self) -> SpeechClusterSpec:
+        # The CRD cannot relate two sections; a batch of one that already breaks the SLO
+        # leaves no rate at which any number of replicas would meet it.
+        profile = self.capacity.service_time
+        if profile is None:
+            return self
+        one = (1 + self.slo.quantile) * (profile.batch_fixed_ms + profile.per_request_ms)
+        one += self.batching.max_queue_delay_microseconds / 1000.0
+        if one > self.slo.latency_ms:
+            raise ValueError(
+                f"capacity.serviceTime: even a batch of one takes {one:.0f} ms at"
+                f" {self.slo.percentile} (with the batcher's max queue delay), above the"
+                f" {self.slo.latency_ms:g} ms SLO: raise slo.latencyMs or check the profile"
+            )
+        return self
+
     def shard(self, name: str) -> ShardSpec:
         for s in self.shards:
             if s.name == name:
@@ -367,6 +396,11 @@ class ScalerState(_Model):
     last_replicas: Annotated[int, Field(ge=0)] | None = None
     warmup_samples: Annotated[list[float], Field(max_length=64)] = Field(default_factory=list)
     """Recent pod created->Ready durations in seconds, newest last."""
+    forecast_miss: Annotated[float, Field(ge=0)] = 0.0
+    """Req/s the forecast last fell short of the observed rate, carried until the time below."""
+    forecast_miss_until: float | None = None
+    service_time_scale: Annotated[float, Field(gt=0)] | None = None
+    """Measured ÷ modelled batch service time (from Triton's batch efficiency), smoothed."""
 
 
 class ShardStatus(_Model):
@@ -378,6 +412,8 @@ class ShardStatus(_Model):
     observed_rate: float | None = None
     observed_latency_ms: float | None = None
     forecast_rate: float | None = None
+    planned_rate: float | None = None
+    """The rate the plan sized for: forecast upper over the horizon + the miss it carries."""
     horizon_seconds: float | None = None
     learned_warmup_seconds: float | None = None
     mode: Mode = "hold"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from voxscale.decide.capacity import ServiceTime
 
 DEFAULT_PROFILE = "capacity-profile.json"
 LOAD_POINTS = (0.5, 0.7, 0.85, 0.95)
@@ -42,13 +43,18 @@ class CapacityProfile(BaseModel):
             )
         return self
 
+    @property
+    def service(self) -> ServiceTime:
+        """The batch service-time model decide() plans with (decide/capacity.py)."""
+        return ServiceTime(self.a_seconds, self.c_seconds, self.max_batch)
+
     def service_seconds(self, batch: float) -> float:
-        return self.a_seconds + self.c_seconds * batch
+        return self.service.seconds(batch)
 
     @property
     def max_rps(self) -> float:
         """Throughput with full batches: B / s(B) requests per second."""
-        return self.max_batch / self.service_seconds(self.max_batch)
+        return self.service.max_rps
 
     @property
     def batching_gain(self) -> float:
@@ -57,25 +63,16 @@ class CapacityProfile(BaseModel):
 
     def batch_at(self, rps: float) -> float:
         """Steady-state batch size at `rps` per replica, between 1 and max_batch."""
-        lam = min(max(rps, 0.0), self.max_rps)
-        denominator = 1.0 - lam * self.c_seconds
-        b = lam * self.a_seconds / denominator if denominator > 0 else float(self.max_batch)
-        return min(max(b, 1.0), float(self.max_batch))
+        return self.service.batch_at(rps)
 
     def latency_ms(self, rps: float, percentile: float | None = None) -> float:
         """Latency percentile (ms) of one replica carrying `rps` with no backlog."""
-        p = self.percentile if percentile is None else percentile
-        return 1000.0 * (1.0 + p) * self.service_seconds(self.batch_at(rps))
+        return self.service.latency_ms(rps, self.percentile if percentile is None else percentile)
 
     @property
     def sustainable_rps(self) -> float:
         """Highest per-replica rate whose latency percentile stays at or under the SLO."""
-        budget = self.slo_ms / 1000.0 / (1.0 + self.percentile)
-        b = min((budget - self.a_seconds) / self.c_seconds, self.max_batch) if self.c_seconds else (
-            float(self.max_batch)
-        )
-        b = max(b, 1.0)
-        return min(b / self.service_seconds(b), self.max_rps)
+        return self.service.sustainable_rps(self.slo_ms, self.percentile)
 
     def latency_at_load(self) -> dict[str, float]:
         """Latency percentile (ms) at 50/70/85/95 % of the full-batch throughput."""
@@ -100,8 +97,3 @@ def load_profile(path: str | Path | None = None) -> CapacityProfile:
     raw = json.loads(text)
     # Documentation keys (starting with "_") travel in the file but are not part of the model.
     return CapacityProfile.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
-
-
-def replicas_for(rps: float, per_replica_rps: float) -> int:
-    """Replicas needed to carry `rps` at `per_replica_rps` each (0 load needs 0)."""
-    return max(0, math.ceil(rps / per_replica_rps - 1e-9))

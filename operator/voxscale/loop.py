@@ -145,7 +145,8 @@ class Loop:
             ref.name,
             status,
             slo_ms=ctx.spec.slo.latency_ms,
-            per_replica_rps=policy.per_replica_rps,
+            capacity_rps=policy.capacity.rate_for(status.ready_replicas),
+            replica_slo_rps=policy.capacity_rps,
             metrics_ok=obs.metrics.usable,
         )
         problems = _problems(decision, pods, ctx.hpas.get(deployment))

@@ -21,7 +21,13 @@ FORECAST_RATE = Gauge(
     "voxscale_forecast_rate_rps", "Upper forecast of the request rate over the horizon", _SHARD
 )
 LATENCY = Gauge("voxscale_observed_latency_ms", "Observed latency at the SLO percentile", _SHARD)
-CAPACITY = Gauge("voxscale_capacity_rps", "Load the Ready replicas carry at the target utilisation", _SHARD)
+CAPACITY = Gauge("voxscale_capacity_rps", "Rate the Ready replicas hold at the SLO (capacity model)", _SHARD)
+PLANNED_RATE = Gauge(
+    "voxscale_planned_rate_rps", "Rate the plan sized for: forecast upper + carried miss", _SHARD
+)
+REPLICA_SLO_RATE = Gauge(
+    "voxscale_replica_slo_rate_rps", "What one replica sustains at the SLO (capacity model)", _SHARD
+)
 SLO = Gauge("voxscale_slo_latency_ms", "SLO latency target", _SHARD)
 HORIZON = Gauge("voxscale_horizon_seconds", "Forecast horizon: learned warm-up + interval", _SHARD)
 MODE = Gauge("voxscale_mode", "1 for the shard's current mode", [*_SHARD, "mode"])
@@ -53,7 +59,8 @@ def export_shard(
     status: ShardStatus,
     *,
     slo_ms: float,
-    per_replica_rps: float,
+    capacity_rps: float,
+    replica_slo_rps: float,
     metrics_ok: bool,
 ) -> None:
     key = (namespace, cluster, status.name)
@@ -65,7 +72,9 @@ def export_shard(
     WARMING.labels(*key).set(status.warming_replicas)
     PENDING.labels(*key).set(status.pending_replicas)
     SLO.labels(*key).set(slo_ms)
-    CAPACITY.labels(*key).set(status.ready_replicas * per_replica_rps)
+    CAPACITY.labels(*key).set(capacity_rps)
+    REPLICA_SLO_RATE.labels(*key).set(replica_slo_rps)
+    _set(PLANNED_RATE, key, status.planned_rate)
     _set(OBSERVED_RATE, key, status.observed_rate)
     _set(FORECAST_RATE, key, status.forecast_rate)
     _set(LATENCY, key, status.observed_latency_ms)

@@ -1,4 +1,4 @@
-"""Blend: the forecast may add capacity ahead of load, observed load may add what it missed."""
+"""Blend: the plan adds capacity ahead of load; observed load adds what the plan still misses."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ class Blended(NamedTuple):
 
 
 def blend(predictive: int | None, reactive: int) -> Blended:
-    """desired = max(predictive, reactive); ties go to 'reactive' (what is seen beats a guess).
+    """desired = max(plan, observed need); ties go to 'reactive' (what is seen beats a guess).
+
+    The plan already carries the forecast's miss (predictive.py), so the observed need wins
+    only where the rate of this very tick is above the corrected plan, or latency breaks
+    the SLO (the capacity model is wrong for this shard).
 
     When they disagree the larger wins, and each direction has a reason:
     - forecast 30 > observed 20: a ramp is coming within the horizon and pods take that long

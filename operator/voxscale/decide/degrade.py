@@ -6,7 +6,7 @@ import math
 from typing import NamedTuple
 
 from voxscale.api import Mode, ScalerState, Term
-from voxscale.decide.predictive import predictive_replicas
+from voxscale.decide.predictive import plan_replicas
 from voxscale.decide.types import Forecast, Observation, Policy
 
 
@@ -27,7 +27,13 @@ def forecast_only_ticks(policy: Policy, horizon: float) -> int:
 
 
 def degrade(
-    obs: Observation, forecast: Forecast | None, policy: Policy, state: ScalerState, horizon: float
+    obs: Observation,
+    forecast: Forecast | None,
+    policy: Policy,
+    state: ScalerState,
+    horizon: float,
+    *,
+    now: float,
 ) -> Degraded:
     """failures 1..threshold-1: hold; then forecast-only (if a forecast exists) for one horizon;
     then the fallback floor. Every step is max(current, ready, ...): metrics vanishing is never
@@ -39,7 +45,9 @@ def degrade(
     if failures < policy.failure_threshold:
         lines.append(f"hold: {held} = max(current {obs.pods.desired}, ready {obs.pods.ready})")
         return Degraded(held, "hold", "hold", None, ("metrics-unavailable",), tuple(lines))
-    pred = predictive_replicas(forecast, policy, horizon, alone=True)
+    # Alone, with nothing observed to correct it, the plan keeps the no-forecast headroom.
+    pred = plan_replicas(forecast, None, policy, state, horizon=horizon, now=now,
+                         capacity=policy.capacity_without_forecast)
     in_forecast_step = failures < policy.failure_threshold + forecast_only_ticks(policy, horizon)
     if pred.replicas is not None and in_forecast_step:
         replicas = max(held, pred.replicas)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from voxscale.api import ScalerState, Term
+from voxscale.decide.batching import calibrate_service_time
 from voxscale.decide.blend import Blended, blend
 from voxscale.decide.clamp import Clamped, clamp
 from voxscale.decide.degrade import degrade
 from voxscale.decide.panic import panic_step
-from voxscale.decide.predictive import predictive_replicas
+from voxscale.decide.predictive import plan_replicas
 from voxscale.decide.reactive import reactive_replicas
+from voxscale.decide.release import release_window
 from voxscale.decide.stabilize import stabilize
 from voxscale.decide.types import Decision, Forecast, Observation, Policy
 from voxscale.decide.warming import warming_capacity
@@ -24,9 +26,10 @@ def decide(
 ) -> Decision:
     """How many replicas the shard should have at `now`, why, and the state for the next tick.
 
-    Pure: same inputs, same Decision. Steps: horizon → predictive → reactive → blend → clamp
-    (the recommendation) → panic → warm-up accounting → stabilize → clamp. Unusable metrics
-    take the degrade ladder instead and never scale down.
+    Pure: same inputs, same Decision. Steps: horizon → plan (forecast at the SLO, corrected by
+    what it missed) → observed → blend → clamp (the recommendation) → panic → warm-up
+    accounting → release → stabilize → clamp. Unusable metrics take the degrade ladder
+    instead and never scale down.
     """
     warmup = learned_warmup_seconds(policy, state)
     horizon = warmup + policy.interval_seconds
@@ -48,17 +51,27 @@ def _decided(
     warmup: float,
 ) -> Decision:
     pods = obs.pods
-    pred = predictive_replicas(forecast, policy, horizon)
-    reac = reactive_replicas(obs.metrics, pods.ready, policy)
-    blended = blend(pred.replicas, reac.replicas)
+    calibrated = calibrate_service_time(policy, obs.metrics, pods.ready, state)
+    policy, state = calibrated.policy, calibrated.state
+    plan = plan_replicas(forecast, obs.metrics.rate, policy, state, horizon=horizon, now=now)
+    state = plan.state or state
+    leads = plan.replicas is not None
+    # With a plan the observed rate only corrects it at the SLO; without one it is all there
+    # is, and keeps the growth headroom a forecast would otherwise provide.
+    observed_model = policy.capacity if leads else policy.capacity_without_forecast
+    reac = reactive_replicas(obs.metrics, pods.ready, policy, observed_model, drain_seconds=horizon)
+    blended = blend(plan.replicas, reac.replicas)
     rec = clamp(blended.desired, policy)
-    state = state.model_copy(
-        update={"recommendations": push(state.recommendations, now, rec.replicas)}
-    )
+    # The window holds what was *observed*: the plan already looks one horizon ahead, so
+    # following it down cannot leave the next warm-up short. Without a plan, all of it.
+    held = clamp(reac.replicas, policy).replicas if leads else rec.replicas
+    state = state.model_copy(update={"recommendations": push(state.recommendations, now, held)})
     panic = panic_step(
         rec.replicas, pods.ready, load=blended.desired > 0, policy=policy, state=state, now=now
     )
     capacity = warming_capacity(rec.replicas, pods)
+    window, release_reasons = release_window(plan.replicas, reac.replicas, pods.desired,
+                                             policy=policy, horizon=horizon)
     moved = stabilize(
         rec.replicas,
         pods.desired,
@@ -67,11 +80,13 @@ def _decided(
         policy=policy,
         state=panic.state,
         now=now,
+        window_seconds=window,
     )
     final = clamp(moved.replicas, policy)
     reasons = (
-        *pred.reasons, *reac.reasons, *blended.reasons, *rec.reasons, *panic.reasons,
-        *capacity.reasons, *moved.reasons, *(final.reasons if final.bound else ()),
+        *calibrated.reasons, *plan.reasons, *reac.reasons, *blended.reasons, *rec.reasons, *panic.reasons,
+        *capacity.reasons, *release_reasons, *moved.reasons,
+        *(final.reasons if final.bound else ()),
     )
     return Decision(
         replicas=final.replicas,
@@ -81,8 +96,9 @@ def _decided(
         state=_next_state(moved.state, pods.desired, final.replicas, now, failures=0),
         horizon_seconds=horizon,
         learned_warmup_seconds=warmup,
-        predictive=pred.replicas,
+        predictive=plan.replicas,
         reactive=reac.replicas,
+        planned_rate=plan.rate,
     )
 
 
@@ -96,7 +112,7 @@ def _degraded(
     horizon: float,
     warmup: float,
 ) -> Decision:
-    step = degrade(obs, forecast, policy, state, horizon)
+    step = degrade(obs, forecast, policy, state, horizon, now=now)
     final = clamp(step.replicas, policy)
     # The held count enters the window, so when metrics come back the shard does not drop
     # the moment one low reading arrives: the scale-down still waits the full window.

@@ -1,46 +1,83 @@
-"""Predictive term: the replicas the forecast's upper bound needs over the planning horizon."""
+"""The plan: the forecast's highest rate over the horizon, corrected by what it missed, at the SLO."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-from voxscale.decide.step import Need
+from voxscale.api import ScalerState
+from voxscale.decide.capacity import CapacityModel
 from voxscale.decide.types import Forecast, Policy
-from voxscale.decide.units import replicas_for
 
 
-def predictive_replicas(
-    forecast: Forecast | None, policy: Policy, horizon: float, *, alone: bool = False
-) -> Need:
-    """ceil(upper ÷ capacity per replica); None when forecasting is off or there is no forecast.
+class Plan(NamedTuple):
+    """Replicas the plan asks for (None = no usable forecast), the rate it planned, and why."""
 
-    `forecast.upper` is already the highest upper bound over [now, now + horizon], so a ramp that
-    peaks at 412 rps 2 minutes out needs ceil(412 / 20) = 21 replicas asked for *now*, because
-    a replica asked for now serves only after the warm-up.
+    replicas: int | None
+    rate: float | None = None
+    reasons: tuple[str, ...] = ()
+    state: ScalerState | None = None
+    """The state with this tick's forecast miss carried (None: unchanged)."""
 
-    Why full capacity and not capacity × target utilisation: the target's headroom exists for
-    load that rises before new pods can be Ready, and the upper bound at the policy's quantile
-    already *is* that rise. Dividing a bound by 0.7 as well paid twice for the same risk: on
-    the Twitter trace the predictive term cost 2.45× the oracle's replica-hours at 0.83 %
-    violation minutes, and 1.59× at 1.74 % without the double margin. The reactive term keeps
-    the target: observed load, unlike a bound, has no headroom of its own. `alone` (the
-    forecast-only fallback, with no reactive term beside it) keeps the target as well.
+
+def plan_replicas(
+    forecast: Forecast | None,
+    observed: float | None,
+    policy: Policy,
+    state: ScalerState,
+    *,
+    horizon: float,
+    now: float,
+    capacity: CapacityModel | None = None,
+) -> Plan:
+    """Replicas for the forecast's upper bound over [now, now + horizon] plus its recent miss.
+
+    `forecast.upper` is the highest rate over the horizon at the policy's quantile, so a ramp
+    that peaks at 412 rps 2 minutes out is asked for *now*: a replica asked for now serves only
+    after the warm-up. The bound goes through the SLO capacity model at full capacity, since
+    the quantile already is the margin for the rise (dividing by a target as well paid twice:
+    Twitter cost 2.45× the oracle that way, 1.59× without).
+
+    The observed rate corrects the plan's error instead of being a second count max'ed with
+    it: when 130 rps is observed and the forecast expected 100 rps now, the forecast is 30 rps
+    low, so the plan becomes upper + 30. The miss is carried for one horizon ("widen the band
+    for a while"): a model that just missed is not trusted to be right again the next tick.
     """
     if not policy.forecast_enabled:
-        return Need(None)
+        return Plan(None)
     if forecast is None:
-        return Need(None, ("predictive: no forecast",))
+        return Plan(None, reasons=("plan: no forecast",))
     if not math.isfinite(forecast.upper):
-        line = f"predictive: forecast upper {forecast.upper} is not a number, ignored"
-        return Need(None, (line,))
+        return Plan(None, reasons=(f"plan: forecast upper {forecast.upper} is not a number, ignored",))
+    model = capacity or policy.capacity
     upper = max(0.0, forecast.upper)
-    per = policy.per_replica_rps if alone else policy.capacity_rps
-    n = replicas_for(upper, per)
-    kind = "target" if alone else "capacity"
-    line = (
-        f"predictive: upper {upper:.1f} rps over {horizon:.0f} s / {per:.1f} rps {kind}"
-        f" per replica = {n} ({forecast.method})"
-    )
+    miss, state, miss_line = _carried_miss(forecast, observed, state, horizon=horizon, now=now)
+    rate = upper + miss
+    n = model.replicas_for(rate)
+    line = f"plan: upper {upper:.1f} rps over {horizon:.0f} s"
+    if miss > 0:
+        line += f" + missed {miss:.1f}"
+    line += f" → {n} ({model.describe(rate, n)}; {forecast.method})"
     if forecast.horizon_seconds + 1e-6 < horizon:
         line += f" (forecast covers only {forecast.horizon_seconds:.0f} s)"
-    return Need(n, (line,))
+    return Plan(n, rate, (*miss_line, line), state)
+
+
+def _carried_miss(
+    forecast: Forecast, observed: float | None, state: ScalerState, *, horizon: float, now: float
+) -> tuple[float, ScalerState, tuple[str, ...]]:
+    """max(this tick's miss, the miss carried from the last horizon), and the state to carry."""
+    carried = state.forecast_miss if (state.forecast_miss_until or 0.0) > now else 0.0
+    fresh = 0.0
+    if observed is not None and math.isfinite(observed) and forecast.current is not None:
+        fresh = max(0.0, observed - forecast.current)
+    if fresh > 0 and fresh >= carried:
+        state = state.model_copy(
+            update={"forecast_miss": fresh, "forecast_miss_until": now + horizon})
+        line = (f"plan: observed {observed:.1f} rps > forecast {forecast.current:.1f} now:"
+                f" +{fresh:.1f} rps carried for {horizon:.0f} s")
+        return fresh, state, (line,)
+    if carried <= 0 and state.forecast_miss_until is not None:
+        state = state.model_copy(update={"forecast_miss": 0.0, "forecast_miss_until": None})
+    return carried, state, ()
+

@@ -1,13 +1,14 @@
-"""Reactive term: observed rate ÷ per-replica rps, corrected upward when latency breaks the SLO."""
+"""Reactive term: what the observed rate needs at the SLO, corrected upward when latency breaks it."""
 
 from __future__ import annotations
 
 import math
 from typing import NamedTuple
 
+from voxscale.decide.capacity import CapacityModel
 from voxscale.decide.step import Need
 from voxscale.decide.types import Policy, ShardMetrics
-from voxscale.decide.units import ceil_ratio, replicas_for
+from voxscale.decide.units import ceil_ratio
 
 
 class Reactive(NamedTuple):
@@ -17,18 +18,44 @@ class Reactive(NamedTuple):
     reasons: tuple[str, ...] = ()
 
 
-def reactive_replicas(metrics: ShardMetrics, ready: int, policy: Policy) -> Reactive:
-    """Replicas the observed load needs: max(rate term, latency correction). Needs a usable rate."""
+def reactive_replicas(
+    metrics: ShardMetrics,
+    ready: int,
+    policy: Policy,
+    capacity: CapacityModel | None = None,
+    *,
+    drain_seconds: float | None = None,
+) -> Reactive:
+    """Replicas the observed load needs now: max(rate term, latency correction).
+
+    The rate term goes through the same SLO capacity model as the plan (`capacity`, default
+    the policy's); with no forecast beside it, the caller passes the model with growth
+    headroom (`Policy.capacity_without_forecast`). Needs a usable rate.
+    """
     rate = metrics.rate if metrics.rate is not None and math.isfinite(metrics.rate) else 0.0
     rate = max(0.0, rate)
-    per = policy.per_replica_rps
-    by_rate = replicas_for(rate, per)
-    lines = [f"reactive: rate {rate:.1f} rps / {per:.1f} rps per replica = {by_rate}"]
+    model = capacity or policy.capacity
+    backlog = _backlog(metrics.queue, ready, policy)
+    demand = rate + (backlog / drain_seconds if backlog and drain_seconds else 0.0)
+    by_rate = model.replicas_for(demand)
+    lines = [f"observed: rate {rate:.1f} rps → {by_rate} ({model.describe(demand, by_rate)})"]
+    if demand > rate:
+        lines.append(f"observed: backlog {backlog:.0f} requests past one full batch per ready"
+                     f" replica, drained over {drain_seconds:.0f} s: +{demand - rate:.1f} rps")
     by_latency = latency_correction(metrics.latency_ms, ready, policy)
     lines.extend(by_latency.reasons)
     if by_latency.replicas is not None and by_latency.replicas > by_rate:
         return Reactive(by_latency.replicas, tuple(lines))
     return Reactive(by_rate, tuple(lines))
+
+
+def _backlog(queue: float | None, ready: int, policy: Policy) -> float:
+    """Requests waiting beyond the next full batch of every ready replica: a saturated shard's
+    served rate understates its demand by what piles up (Triton's pending count includes the
+    batch each replica is forming, so only the excess is backlog)."""
+    if queue is None or not math.isfinite(queue) or policy.service is None:
+        return 0.0
+    return max(0.0, queue - ready * policy.service.max_batch)
 
 
 def latency_correction(latency_ms: float | None, ready: int, policy: Policy) -> Need:

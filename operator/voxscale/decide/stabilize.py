@@ -26,9 +26,11 @@ def stabilize(
     policy: Policy,
     state: ScalerState,
     now: float,
+    window_seconds: float | None = None,
 ) -> Stabilized:
     """Move from `current` toward `desired`. `state.recommendations` must already hold this
-    tick's recommendation; `base` is ready + warming (see warming.py)."""
+    tick's recommendation; `base` is ready + warming (see warming.py); `window_seconds`
+    shortens the scale-down window (release.py), default the policy's."""
     if panic:
         # Knative: in panic the count only ratchets up, and the rate limit is off (the clamp
         # to max_replicas still applies); a burst is not the time to be polite.
@@ -38,7 +40,8 @@ def stabilize(
     if desired > current:
         return limit_scale_up(desired, current, base=base, policy=policy, state=state, now=now)
     if desired < current:
-        replicas, lines = limit_scale_down(desired, current, policy, state, now)
+        replicas, lines = limit_scale_down(desired, current, policy, state, now,
+                                          window_seconds=window_seconds)
         return Stabilized(replicas, state, lines)
     return Stabilized(current, state)
 
@@ -75,7 +78,13 @@ def limit_scale_up(
 
 
 def limit_scale_down(
-    desired: int, current: int, policy: Policy, state: ScalerState, now: float
+    desired: int,
+    current: int,
+    policy: Policy,
+    state: ScalerState,
+    now: float,
+    *,
+    window_seconds: float | None = None,
 ) -> tuple[int, tuple[str, ...]]:
     """Go down only to the highest recommendation of the last 300 s, at most halving per step.
 
@@ -83,7 +92,7 @@ def limit_scale_down(
     to come back; a real drop from 64 to 1 still reaches 1 after 300 s plus 6 halvings.
     The halving is max(1, floor(50% of current)) so that 1 → 0 is possible where min is 0.
     """
-    window = policy.scale_down_stabilization_seconds
+    window = policy.scale_down_stabilization_seconds if window_seconds is None else window_seconds
     high = highest(state.recommendations, now, window)
     held = min(current, max(desired, high if high is not None else desired))
     lines: list[str] = []

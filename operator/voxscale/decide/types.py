@@ -9,7 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from voxscale.api import Mode, ScalerState, SpeechClusterSpec, Term, duration_seconds
+from voxscale.api import Mode, ScalerState, SpeechClusterSpec, Term
+from voxscale.decide.capacity import CapacityModel, ServiceTime
+
+NO_FORECAST_UTILIZATION = 0.7
+"""Without a forecast nothing says how far load may rise before new pods are Ready, so the
+observed rate keeps HPA's default headroom (0.7); with one, the forecast's bound is that rise."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Forecast:
     """Highest upper-bound rate over the horizon at the policy's quantile (req/s)."""
     method: str
     """Which model produced it, e.g. 'holt-winters(daily)' or 'seasonal-naive'."""
+    current: float | None = None
+    """Mean-path rate at `at` itself: what the forecast expects to be observed now."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,14 @@ class Policy:
     min_replicas: int = 1
     max_replicas: int = 50
     capacity_rps: float = 20.0
-    target_utilization: float = 0.7
+    """μ: what one replica sustains at the SLO (measured, or derived from `service`)."""
+    target_utilization: float | None = None
+    """An override: plan at μ × target. None derives the headroom from the SLO (capacity.py)."""
     slo_latency_ms: float = 500.0
+    slo_percentile: float = 0.95
+    service: ServiceTime | None = None
+    """The replica's batch service-time profile, when the spec declares one."""
+    no_forecast_utilization: float = NO_FORECAST_UTILIZATION
     interval_seconds: float = 10.0
     declared_warmup_seconds: float = 60.0
     tolerance: float = 0.1
@@ -97,12 +110,19 @@ class Policy:
         shard = spec.shard(shard_name)
         low, high = spec.bounds(shard)
         s = spec.scaling
+        service = _service_time(spec)
+        percentile = spec.slo.quantile
+        capacity = spec.capacity.requests_per_second_per_replica
+        if service is not None:
+            capacity = service.sustainable_rps(spec.slo.latency_ms, percentile)
         return cls(
             min_replicas=low,
             max_replicas=high,
-            capacity_rps=spec.capacity.requests_per_second_per_replica,
+            capacity_rps=capacity,
             target_utilization=spec.capacity.target_utilization,
             slo_latency_ms=spec.slo.latency_ms,
+            slo_percentile=percentile,
+            service=service,
             interval_seconds=s.interval_seconds,
             declared_warmup_seconds=spec.model.warmup_seconds,
             tolerance=s.reactive.tolerance,
@@ -120,9 +140,29 @@ class Policy:
         )
 
     @property
-    def per_replica_rps(self) -> float:
-        """Load one replica should carry: capacity × target utilisation."""
-        return self.capacity_rps * self.target_utilization
+    def capacity(self) -> CapacityModel:
+        """Replicas a rate needs at the SLO: pooled headroom, or the target override."""
+        return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
+                             self.target_utilization, self.service)
+
+    @property
+    def capacity_without_forecast(self) -> CapacityModel:
+        """The observed rate alone, with no forecast beside it, keeps growth headroom."""
+        target = self.target_utilization or self.no_forecast_utilization
+        return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
+                             target, self.service)
+
+
+def _service_time(spec: SpeechClusterSpec) -> ServiceTime | None:
+    profile = spec.capacity.service_time
+    if profile is None:
+        return None
+    return ServiceTime(
+        fixed_seconds=profile.batch_fixed_ms / 1000.0,
+        per_request_seconds=profile.per_request_ms / 1000.0,
+        max_batch=spec.batching.max_batch_size,
+        max_queue_delay_seconds=spec.batching.max_queue_delay_microseconds / 1e6,
+    )
 
 
 @dataclass(frozen=True)
@@ -139,18 +179,8 @@ class Decision:
     learned_warmup_seconds: float
     predictive: int | None = None
     reactive: int | None = None
+    planned_rate: float | None = None
+    """The rate the plan sized for (forecast upper + carried miss), req/s."""
     degraded: tuple[str, ...] = field(default=())
     """Conditions to raise: e.g. 'metrics-unavailable', 'fallback-forecast-only',
     'fallback-floor'."""
-
-
-def forecast_config(spec: SpeechClusterSpec) -> dict[str, float]:
-    """Forecast durations in seconds, for the forecaster and the metrics history query."""
-    f = spec.scaling.forecast
-    return {
-        "seasonality": duration_seconds(f.seasonality),
-        "history": duration_seconds(f.history),
-        "resolution": duration_seconds(f.resolution),
-        "refit_every": duration_seconds(f.refit_every),
-        "quantile": f.quantile,
-    }

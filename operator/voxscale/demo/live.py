@@ -38,6 +38,8 @@ TOPOLOGY = Topology(gpu_nodes_per_zone=2, cpu_nodes_per_region=0, gpu_shape=Node
 PROFILE = {"fixed_seconds": 0.1, "per_item_seconds": 0.015}
 LOAD_SECONDS = 12.0
 HISTORY_SECONDS = 30 * 60.0
+PEAK_LOAD_SHARE = 0.7
+"""The trace's peak is 70 % of `peak_replicas` replicas' SLO capacity (as in the README runs)."""
 SAMPLE_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 180.0
 NYC = "nyc_taxi.csv"
@@ -129,7 +131,7 @@ def _bring_up(stack: ExitStack, m: Manifest, opts: DemoOptions, workdir: Path, c
     console.print(f"control plane + kwok GPU nodes in {len(TOPOLOGY.regions)} regions up in "
                   f"{cluster.start_seconds} s")
     cap = m.spec.capacity
-    peak = opts.peak_replicas * cap.requests_per_second_per_replica * cap.target_utilization
+    peak = opts.peak_replicas * cap.requests_per_second_per_replica * PEAK_LOAD_SHARE
     wall0, run_span = time.time(), opts.minutes * 60.0 + READY_TIMEOUT_SECONDS + 60
     series = {t.shard: compressed_window(t, wall0, HISTORY_SECONDS, run_span)
               for t in shard_traces(m, opts.traces, peak)}
@@ -143,7 +145,8 @@ def _bring_up(stack: ExitStack, m: Manifest, opts: DemoOptions, workdir: Path, c
     cluster.kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": m.namespace}})
     sa_config = install_chart(cluster, m.namespace, workdir / "helm.log")
     cluster.kubectl.apply(speechcluster_doc(opts.manifest, prom.url))
-    operator = OperatorProcess(sa_config, m.namespace, workdir / "operator.log", op_metrics)
+    # The demo's Prometheus is a loopback port, which the default allow-list refuses.
+    operator = OperatorProcess(sa_config, m.namespace, workdir / "operator.log", op_metrics, (prom.url,))
     stack.callback(operator.stop)
     operator.start()
     console.print(f"chart installed (namespaced); the operator runs as its ServiceAccount; "

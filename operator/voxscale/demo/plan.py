@@ -16,7 +16,7 @@ from rich.table import Table
 
 from voxscale.api import SpeechClusterSpec
 from voxscale.capacity import CapacityProfile, load_profile
-from voxscale.decide.types import Decision, Forecast, Policy
+from voxscale.decide.types import NO_FORECAST_UTILIZATION, Decision, Forecast, Policy
 from voxscale.manifest import Manifest
 from voxscale.render import render_model_config, render_shard
 from voxscale.replay.plot import plot_runs
@@ -41,6 +41,8 @@ TERM_STEP = {
 SHARD_TRACES = ("nyc_taxi.csv", "elb_request_count_8c0756.csv", "Twitter_volume_AAPL.csv")
 # The busiest shard's p99 needs this share of its maxReplicas: headroom stays visible.
 PEAK_SHARE_OF_MAX = 0.6
+PEAK_LOAD_SHARE = 0.7
+"""The trace's peak is 70 % of the peak replicas' SLO capacity."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def replay_shard(spec: SpeechClusterSpec, shard_name: str, trace: Path, hours: f
     peak = max(1.0, PEAK_SHARE_OF_MAX * policy.max_replicas)
     workload = build_workload(
         trace,
-        peak_rps=peak * profile.sustainable_rps * policy.target_utilization,
+        peak_rps=peak * profile.sustainable_rps * PEAK_LOAD_SHARE,
         span_seconds=hours * 3600,
         prior_seconds=7 * DAY,
     )
@@ -118,7 +120,7 @@ def replay_shard(spec: SpeechClusterSpec, shard_name: str, trace: Path, hours: f
     ctx = PolicyContext(
         capacity_rps=policy.capacity_rps,
         warmup_seconds=policy.declared_warmup_seconds,
-        target_utilization=policy.target_utilization,
+        target_utilization=policy.target_utilization or NO_FORECAST_UTILIZATION,
         max_replicas=policy.max_replicas,
         slo_ms=spec.slo.latency_ms,
         percentile=spec.slo.quantile,
@@ -134,7 +136,7 @@ def replay_shard(spec: SpeechClusterSpec, shard_name: str, trace: Path, hours: f
         initial_replicas=initial,
     )
     run = simulate(recorder, workload, config)
-    static = math.ceil(float(np.percentile(workload.rate, 99.9)) / policy.per_replica_rps)
+    static = policy.capacity.replicas_for(float(np.percentile(workload.rate, 99.9)))
     return ShardReplay(
         shard_name,
         trace.name,
@@ -154,7 +156,7 @@ def _profile_for(spec: SpeechClusterSpec) -> CapacityProfile:
 
 def _initial_replicas(workload: Workload, policy: Policy) -> int:
     head = float(workload.rate[:300].max(initial=0.0))
-    return min(policy.max_replicas, max(policy.min_replicas, math.ceil(head / policy.per_replica_rps)))
+    return min(policy.max_replicas, max(policy.min_replicas, policy.capacity.replicas_for(head)))
 
 
 def print_timeline(console: Console, result: ShardReplay, every_seconds: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from voxscale.decide.types import Policy
 from voxscale.demo.traffic import Result
 from voxscale.manifest import Manifest
 
@@ -122,7 +123,7 @@ def summarize(m: Manifest, samples: list[Sample], results: list[Result], operato
     slo = m.spec.slo.latency_ms
     req, minute = attainment(results, slo)
     held = _integrate(samples, "held")
-    static = {k: max(1, math.ceil(v / (cap.requests_per_second_per_replica * cap.target_utilization)))
+    static = {k: max(1, Policy.from_spec(m.spec, k).capacity.replicas_for(v))
               for k, v in peaks.items()}
     span = max((s.t for s in samples), default=0.0) / 60
     events = scale_events(operator_metrics)

@@ -65,8 +65,8 @@ class HorizonErrors:
         """Empirical quantiles of the log errors; None until they span `min_span_seconds`."""
         if not self.scored or self.scored[-1][0] - self.scored[0][0] < self.min_span_seconds:
             return None
-        errors = np.fromiter((e for _, e in self.scored), dtype=np.float64)
-        return tuple(float(np.quantile(errors, q)) for q in qs)
+        errors = np.fromiter((e for _, e in self.scored), dtype=np.float64, count=len(self.scored))
+        return tuple(float(v) for v in np.quantile(errors, qs))
 
     def quantiles_at(self, now: float, *qs: float) -> tuple[float, ...] | None:
         """`quantiles`, recomputed at most every REQUANTILE_SECONDS of `now`."""
@@ -93,7 +93,10 @@ class HorizonErrors:
         upper = max(mean, base * math.exp(high) - 1.0)
         method = (f"{forecast.method}, p{quantile * 100:g} error {math.expm1(high):+.0%}"
                   f" over {len(self.scored)} windows")
-        return replace(forecast, mean=mean, upper=upper, method=method)
+        current = forecast.current
+        if current is not None:
+            current = max(0.0, (max(current, 0.0) + 1.0) * math.exp(mid) - 1.0)
+        return replace(forecast, mean=mean, upper=upper, method=method, current=current)
 
 
 def observed_max(history: History, start: float, until: float) -> float | None:

@@ -54,9 +54,10 @@ class ForecastPath:
         if i1 > i0:
             mean = max(mean, float(self.mean[i0:i1].max()))
             upper = max(upper, float(self.upper[i0:i1].max()))
+        current = max(0.0, (self._at(self.mean, lo) + 1.0) * level - 1.0)
         mean = max(0.0, (mean + 1.0) * level - 1.0)
         upper = max(mean, (upper + 1.0) * level - 1.0)
-        return Forecast(now, float(horizon_seconds), mean, upper, self.method)
+        return Forecast(now, float(horizon_seconds), mean, upper, self.method, current)
 
     def level_since_fit(self, history: History, anchor_seconds: float) -> float:
         """Ratio of observed to forecast (rate+1) over the recent samples the fit did not see.

@@ -40,6 +40,7 @@ def shard_status(
         observed_rate=obs.metrics.rate,
         observed_latency_ms=obs.metrics.latency_ms,
         forecast_rate=forecast.upper if forecast else None,
+        planned_rate=decision.planned_rate,
         horizon_seconds=decision.horizon_seconds,
         learned_warmup_seconds=decision.learned_warmup_seconds,
         mode=decision.mode,

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from voxscale.replay.pareto import Point, front
 from voxscale.replay.simulator import Run
 from voxscale.series import FloatArray
 
@@ -46,19 +47,30 @@ def plot_runs(runs: Sequence[Run], path: str | Path, *, capacity_rps: float, slo
     return out
 
 
-def plot_sweep(curves: Mapping[str, Sequence[tuple[float, float, float]]], path: str | Path) -> Path:
-    """`curves[policy]` = [(target utilisation, replica-hours × oracle, violation-minute %)]."""
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for policy, points in curves.items():
-        pts = sorted(points)
-        ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=policy)
-        for u, x, y in pts:
-            ax.annotate(f"{u:g}", (x, y), fontsize=6)
-    ax.set_xlabel("replica-hours / oracle (mean over traces)")
-    ax.set_ylabel("SLO-violation minutes % (mean over traces)")
-    ax.set_yscale("symlog", linthresh=0.1)
-    ax.legend()
-    ax.grid(alpha=0.3)
+def plot_fronts(curves: Mapping[str, Mapping[str, Sequence[Point]]], path: str | Path) -> Path:
+    """One panel per trace: each policy's violation minutes against its replica-hours ÷ oracle,
+    one marker per setting of its knob (annotated), the Pareto front drawn through them."""
+    traces = list(curves)
+    cols = min(3, max(1, len(traces)))
+    rows = (len(traces) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    for ax, trace in zip(axes.flat, traces, strict=False):
+        for policy, points in curves[trace].items():
+            pts = sorted(points, key=lambda p: p.cost)
+            line, = ax.plot([p.cost for p in pts], [p.violations for p in pts], marker="o",
+                            lw=0.4, ms=3, label=policy)
+            f = front(pts)
+            ax.plot([p.cost for p in f], [p.violations for p in f], lw=1.4, color=line.get_color())
+            for p in pts:
+                ax.annotate(f"{p.setting:g}", (p.cost, p.violations), fontsize=6)
+        ax.set_title(trace, fontsize=9)
+        ax.set_xlabel("replica-hours ÷ oracle")
+        ax.set_ylabel("SLO-violation minutes %")
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(traces):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=100)

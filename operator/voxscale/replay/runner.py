@@ -54,6 +54,7 @@ def context(profile: CapacityProfile, workload: Workload, scenario: Scenario) ->
         slo_ms=profile.slo_ms,
         percentile=profile.percentile,
         initial_replicas=initial,
+        service=profile.service,
     )
 
 

@@ -121,11 +121,12 @@ def simulate(policy: ScalingPolicy, workload: Workload, config: SimConfig) -> Ru
             s = 1000.0 * (a + c * b)
             lo = 1000.0 * backlog / cap + s
         else:
-            served, s, lo = 0.0, 1000.0 * (a + c), math.inf
+            served, s, lo, b = 0.0, 1000.0 * (a + c), math.inf, 1.0
         backlog = total - served
         out_served[t], out_q[t], out_ready[t], out_warm[t] = served, backlog, ready, len(warming)
         out_req[t], out_lo[t], out_w[t] = requested, lo, s
         arrays.cum_served[t + 1] = arrays.cum_served[t] + served
+        arrays.cum_batches[t + 1] = arrays.cum_batches[t] + (served / b if cap > 0 else 0.0)
         arrays.cum_ready[t + 1] = arrays.cum_ready[t] + ready
     return Run(policy.name, workload.name, workload.start, config, arr, out_served, out_q,
                out_ready, out_warm, out_req, out_lo, out_w, events)

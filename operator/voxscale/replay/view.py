@@ -29,6 +29,8 @@ class RunArrays:
     cum_arrivals: FloatArray
     cum_served: FloatArray
     cum_ready: FloatArray
+    cum_batches: FloatArray
+    """Model executions (served ÷ batch size), for Triton's batch efficiency."""
 
     @classmethod
     def empty(cls, workload: Workload, profile: CapacityProfile) -> RunArrays:
@@ -38,6 +40,7 @@ class RunArrays:
             served=np.zeros(n), backlog=np.zeros(n), ready=np.zeros(n), warming=np.zeros(n),
             requested=np.zeros(n), lo_ms=np.zeros(n), width_ms=np.zeros(n),
             cum_arrivals=cum, cum_served=np.zeros(n + 1), cum_ready=np.zeros(n + 1),
+            cum_batches=np.zeros(n + 1),
         )
 
 
@@ -73,6 +76,15 @@ class View:
         lo, hi = self._window(seconds)
         c = self.arrays.cum_served
         return None if hi <= lo else float(c[hi] - c[lo]) / (hi - lo)
+
+    def batch_efficiency(self, seconds: float) -> float | None:
+        """Inferences per model execution over the window (nv_inference_count ÷ exec_count)."""
+        lo, hi = self._window(seconds)
+        a = self.arrays
+        executions = float(a.cum_batches[hi] - a.cum_batches[lo])
+        if hi <= lo or executions <= 0:
+            return None
+        return float(a.cum_served[hi] - a.cum_served[lo]) / executions
 
     def utilisation(self, seconds: float, per_replica_rps: float) -> float | None:
         """Mean load of Ready replicas as a fraction of `per_replica_rps` (CPU-style)."""

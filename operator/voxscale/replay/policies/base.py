@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from voxscale.decide.capacity import ServiceTime
+
 
 @dataclass(frozen=True)
 class PolicyContext:
@@ -17,6 +19,8 @@ class PolicyContext:
     slo_ms: float = 500.0
     percentile: float = 0.95
     initial_replicas: int = 1
+    service: ServiceTime | None = None
+    """The replica's batch service time (voxscale's capacity model reads it; baselines don't)."""
 
     @property
     def per_replica_target(self) -> float:

@@ -45,8 +45,9 @@ def policy_for(ctx: PolicyContext, **knobs: object) -> Policy:
         min_replicas=ctx.min_replicas,
         max_replicas=ctx.max_replicas,
         capacity_rps=ctx.capacity_rps,
-        target_utilization=ctx.target_utilization,
         slo_latency_ms=ctx.slo_ms,
+        slo_percentile=ctx.percentile,
+        service=ctx.service,
         declared_warmup_seconds=ctx.warmup_seconds,
     )
     return replace(base, **knobs)  # type: ignore[arg-type]
@@ -91,6 +92,7 @@ class VoxscalePolicy:
             rate=view.served_rate(METRICS_WINDOW_SECONDS),
             latency_ms=view.latency_ms(METRICS_WINDOW_SECONDS, self.ctx.percentile),
             queue=view.queue,
+            batch_efficiency=view.batch_efficiency(METRICS_WINDOW_SECONDS),
         )
         pods = PodCounts(desired=view.ready + view.warming, ready=view.ready, warming=view.warming)
         return Observation(metrics, pods)
