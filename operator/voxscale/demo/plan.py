@@ -83,8 +83,7 @@ def print_plan(console: Console, manifest: Manifest) -> None:
     console.rule(f"[bold]SpeechCluster {manifest.namespace}/{manifest.name}")
     console.print(
         f"model [bold]{spec.model.name}[/] v{spec.model.version}, SLO {spec.slo.percentile} ≤ "
-        f"{spec.slo.latency_ms:g} ms, {spec.capacity.requests_per_second_per_replica:g} req/s per "
-        f"replica at {spec.capacity.target_utilization:.0%} target, tick every "
+        f"{spec.slo.latency_ms:g} ms, {_capacity_line(spec)}, tick every "
         f"{spec.scaling.interval_seconds} s, declared warm-up {spec.model.warmup_seconds} s"
     )
     table = Table(title="Objects per shard (voxscale render shows them in full)")
@@ -145,6 +144,17 @@ def replay_shard(spec: SpeechClusterSpec, shard_name: str, trace: Path, hours: f
         recorder.ticks,
         min(static, policy.max_replicas),
     )
+
+
+def _capacity_line(spec: SpeechClusterSpec) -> str:
+    cap = spec.capacity
+    line = f"{cap.requests_per_second_per_replica:g} req/s per replica at the SLO"
+    if cap.service_time is not None:
+        line = (f"batches of b take {cap.service_time.batch_fixed_ms:g} +"
+                f" {cap.service_time.per_request_ms:g}·b ms")
+    if cap.target_utilization is not None:
+        return f"{line}, planned at {cap.target_utilization:.0%} target"
+    return f"{line}, headroom from the SLO"
 
 
 def _profile_for(spec: SpeechClusterSpec) -> CapacityProfile:
