@@ -16,6 +16,7 @@ import yaml
 from tests.helpers import ROOT
 from voxscale import k8s, names
 from voxscale.cli import build_parser
+from voxscale.metrics.endpoints import DEFAULT_ALLOWED
 
 CHART = ROOT / "charts" / "voxscale"
 KUBERNETES_VERSION = "1.32.0"
@@ -165,6 +166,9 @@ def test_helm_lint_passes_strictly(values: dict[str, Any]) -> None:
         {"prometheus": {"tokenSecretNames": ["Not_A_Name"]}},
         {"image": {"repository": "x", "digest": "latest", "pullPolicy": "Always"}},
         {"replicas": 2},
+        {"prometheus": {"allowedEndpoints": []}},
+        {"prometheus": {"allowedEndpoints": ["*"]}},
+        {"prometheus": {"allowedEndpoints": ["prom .svc"]}},
     ],
     ids=[
         "namespaced-without-namespaces",
@@ -174,6 +178,9 @@ def test_helm_lint_passes_strictly(values: dict[str, Any]) -> None:
         "bad-secret-name",
         "digest-not-sha256",
         "unknown-key",
+        "no-allowed-endpoint",
+        "allow-every-host",
+        "endpoint-with-space",
     ],
 )
 def test_the_values_schema_refuses_a_bad_install(values: dict[str, Any]) -> None:
@@ -308,6 +315,22 @@ def test_the_command_line_is_one_voxscale_run_accepts(values: dict[str, Any], na
     args = build_parser().parse_args(container["args"])
     assert (args.command, args.namespace) == ("run", namespaces)
     assert (args.liveness_port, args.metrics_port, args.verbose) == (8080, 8081, False)
+
+
+def test_the_default_metrics_endpoint_allow_list_is_the_in_cluster_service_pattern() -> None:
+    (container,) = deployment(CLUSTER)["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.allowed_metrics_endpoint == list(DEFAULT_ALLOWED) == ["*.svc", "*.svc.cluster.local"]
+
+
+def test_allowed_endpoints_become_one_flag_each_that_voxscale_run_accepts() -> None:
+    entries = ["prometheus-operated.monitoring.svc:9090", "https://thanos.example.com/tenant-a"]
+    (container,) = deployment({**CLUSTER, "prometheus": {"allowedEndpoints": entries}})["spec"][
+        "template"]["spec"]["containers"]
+    assert [a for a in container["args"] if a.startswith("--allowed")] == [
+        f"--allowed-metrics-endpoint={e}" for e in entries
+    ]
+    assert build_parser().parse_args(container["args"]).allowed_metrics_endpoint == entries
 
 
 def test_the_image_is_pulled_by_digest_when_one_is_given() -> None:
