@@ -58,6 +58,16 @@ def test_leave_one_trace_out_chooses_without_the_held_out_trace() -> None:
         "c": [Point(0.7, 1.1, 3.0), Point(0.9, 1.5, 0.2)],
     }
     folds = {f.held_out: f for f in leave_one_trace_out(curves, violation_budget=1.0)}
-    # Without c, 0.7 stays within 1 % on a and b and is cheaper; with c in, 0.7 averages over 1 %.
+    # Without c, 0.7 stays within 1 % on a and b and is cheaper; with c in, 0.7 breaks it on c.
     assert folds["c"].setting == 0.7 and folds["c"].result == Point(0.7, 1.1, 3.0)
     assert folds["a"].setting == 0.9 and folds["b"].setting == 0.9
+
+
+def test_a_trace_no_setting_can_bring_within_budget_constrains_nothing() -> None:
+    curves = {
+        "a": [Point(0.7, 1.1, 0.5), Point(0.9, 1.3, 0.0)],
+        "b": [Point(0.7, 1.2, 0.8), Point(0.9, 1.4, 0.1)],
+        "burst": [Point(0.7, 1.5, 40.0), Point(0.9, 1.6, 38.0)],
+    }
+    folds = {f.held_out: f for f in leave_one_trace_out(curves, violation_budget=1.0)}
+    assert folds["a"].setting == 0.7 and folds["b"].setting == 0.7

@@ -74,24 +74,31 @@ def leave_one_trace_out(
     curves: Mapping[str, Sequence[Point]], violation_budget: float
 ) -> list[Fold]:
     """For each trace, the setting chosen without it: the cheapest (mean cost over the other
-    traces) whose mean violations there stay within the budget, else the one with the fewest.
-    A default is trace-independent when every fold picks the same setting."""
+    traces) that keeps violations within the budget on every other trace where some setting
+    can; a trace no setting brings within budget (a burst no warm-up can catch) constrains
+    nothing. A default is trace-independent when every fold picks the same setting."""
     folds = []
     for held in curves:
         others = [t for t in curves if t != held]
-        settings = sorted({p.setting for t in others for p in curves[t]})
+        feasible = [t for t in others if any(p.violations <= violation_budget for p in curves[t])]
         ranked = []
-        for s in settings:
-            got = [p for t in others for p in curves[t] if p.setting == s]
-            if len(got) != len(others):
+        for s in sorted({p.setting for t in others for p in curves[t]}):
+            got = {t: at_setting(curves[t], s) for t in others}
+            if any(p is None for p in got.values()):
                 continue
-            cost = sum(p.cost for p in got) / len(got)
-            viol = sum(p.violations for p in got) / len(got)
-            ranked.append((viol > violation_budget, viol if viol > violation_budget else cost, s))
+            ok = all(got[t].violations <= violation_budget for t in feasible)  # type: ignore[union-attr]
+            cost = sum(p.cost for p in got.values() if p) / len(got)
+            viol = sum(p.violations for p in got.values() if p) / len(got)
+            ranked.append((not ok, cost if ok else viol, s))
         if not ranked:
             continue
-        _, _, chosen = min(ranked)
-        result = next((p for p in curves[held] if p.setting == chosen), None)
+        chosen = min(ranked)[2]
+        result = at_setting(curves[held], chosen)
         if result is not None:
             folds.append(Fold(held, chosen, result))
     return folds
+
+
+def at_setting(points: Sequence[Point], setting: float) -> Point | None:
+    """The curve's point at `setting`, if it has one."""
+    return next((p for p in points if p.setting == setting), None)
