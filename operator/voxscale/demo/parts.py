@@ -99,12 +99,16 @@ def install_chart(cluster: LocalCluster, watched: str, log: Path) -> Path:
 
 @dataclass
 class OperatorProcess:
-    """`voxscale run` as a local process with a kubeconfig; live once kopf's /healthz answers."""
+    """`voxscale run` as a local process with a kubeconfig; live once kopf's /healthz answers.
+
+    `allowed`: its metrics-endpoint allow-list (empty: the default, in-cluster Services only).
+    """
 
     kubeconfig: Path
     namespace: str
     log_path: Path
     metrics_port: int
+    allowed: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -113,7 +117,8 @@ class OperatorProcess:
         # so the teardown check (`pgrep -f <work dir>`) sees the operator like every other part.
         cmd = [sys.executable, "-X", f"pycache_prefix={self.log_path.parent / 'pycache'}",
                "-m", "voxscale.cli", "run", "--namespace", self.namespace,
-               "--liveness-port", str(liveness), "--metrics-port", str(self.metrics_port)]
+               "--liveness-port", str(liveness), "--metrics-port", str(self.metrics_port),
+               *(f"--allowed-metrics-endpoint={entry}" for entry in self.allowed)]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             # Own session: Ctrl-C reaches the demo, which stops the operator after the traffic.
