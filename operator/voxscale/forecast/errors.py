@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from itertools import chain
 
 import numpy as np
 
@@ -65,8 +66,10 @@ class HorizonErrors:
         """Empirical quantiles of the log errors; None until they span `min_span_seconds`."""
         if not self.scored or self.scored[-1][0] - self.scored[0][0] < self.min_span_seconds:
             return None
-        errors = np.fromiter((e for _, e in self.scored), dtype=np.float64, count=len(self.scored))
-        return tuple(float(v) for v in np.quantile(errors, qs))
+        # C-level iteration over the (issued, error) pairs: a generator over 2,000 tuples cost
+        # more than the quantiles themselves.
+        pairs = np.fromiter(chain.from_iterable(self.scored), np.float64, 2 * len(self.scored))
+        return tuple(float(v) for v in np.quantile(pairs[1::2], qs))
 
     def quantiles_at(self, now: float, *qs: float) -> tuple[float, ...] | None:
         """`quantiles`, recomputed at most every REQUANTILE_SECONDS of `now`."""
