@@ -32,6 +32,7 @@ from voxscale.replay.pareto import (
 )
 from voxscale.replay.plot import plot_fronts
 from voxscale.replay.policies import BASELINES, POLICY_NAMES
+from voxscale.replay.policies.voxscale import QUANTILE
 from voxscale.replay.report import Score, markdown, score, with_oracle_ratio
 from voxscale.replay.runner import Scenario, load, replay
 from voxscale.replay.workload import trace_paths
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 W = 120.0
 QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95)
 TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
-DEFAULT_QUANTILE, HPA_DEFAULT_TARGET = 0.9, 0.7
+DEFAULT_QUANTILE, HPA_DEFAULT_TARGET = QUANTILE, 0.7
 SEASONAL = ("nyc_taxi", "elb_request_count_8c0756", "Twitter_volume_AAPL",
             "AzureLLMInferenceTrace_conv")
 """The issue's seasonal set; every other trace counts as bursty."""
@@ -210,7 +211,8 @@ def main() -> int:
     print_fronts(curves)
     table = markdown(sorted(defaults, key=lambda s: (s.trace, s.policy)))
     derived = derived_tables(curves)
-    print("\nDefaults (voxscale quantile 0.9, baselines target 0.7), W = 120 s:\n" + table)
+    print(f"\nDefaults (voxscale quantile {DEFAULT_QUANTILE:g}, baselines target"
+          f" {HPA_DEFAULT_TARGET:g}), W = {W:g} s:\n" + table)
     print("\nRead off the fronts at HPA's default point:\n" + "\n".join(derived))
     print("\nvoxscale's default quantile, leave-one-trace-out:\n" + "\n".join(loto(curves)))
     print(f"\nGOALS (W = {W:g} s, span {span:g} days):\n" + "\n".join(goals(curves, defaults, w_scores)))

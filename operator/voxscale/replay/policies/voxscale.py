@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from voxscale.api import ScalerState
+from voxscale.api import ForecastSpec, ScalerState
 from voxscale.decide import (
     Decision,
     Forecast,
@@ -33,7 +33,8 @@ METRICS_WINDOW_SECONDS = 60.0
 SEASONALITY_SECONDS = 86_400.0
 RESOLUTION_SECONDS = 60.0
 REFIT_EVERY_SECONDS = 3600.0
-QUANTILE = 0.9
+QUANTILE = ForecastSpec().quantile
+"""The spec's default forecast quantile: the replay plans as a default SpeechCluster does."""
 METHOD = "holt-winters"
 HISTORY_SECONDS = 7 * 86_400.0
 """The spec's forecast.history (7d): how much rate history the loop queries."""
