@@ -154,7 +154,8 @@ def tel(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 def op(
     cluster: E2ECluster, speechcluster_crd: dict[str, Any], tel: Telemetry, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    with running_operator(cluster.kubectl, cluster.workdir, request.module.TAG) as o:
+    # Exactly this module's Prometheus: any other loopback port (the API server's) stays refused.
+    with running_operator(cluster.kubectl, cluster.workdir, request.module.TAG, [tel.url]) as o:
         yield o
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +35,16 @@ DUMPED_KINDS = "speechclusters,deployments,pods,poddisruptionbudgets,horizontalp
 
 @dataclass
 class OperatorProcess:
-    """One `voxscale run`: cluster-wide, or watching the namespaces matching `pattern` (a kopf glob)."""
+    """One `voxscale run`: cluster-wide, or watching the namespaces matching `pattern` (a kopf glob).
+
+    `allowed` is its metrics-endpoint allow-list: the scenarios' Prometheus listens on a loopback
+    port, which the default (in-cluster Services only) refuses.
+    """
 
     kubeconfig: Path
     pattern: str
     log_path: Path
+    allowed: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     liveness_port: int = field(default_factory=free_port)
@@ -49,6 +54,7 @@ class OperatorProcess:
         assert self.process is None or self.process.poll() is not None, "operator already running"
         self.liveness_port, metrics_port = free_port(), free_port()
         scope = ["--namespace", self.pattern] if self.pattern else []
+        scope += [f"--allowed-metrics-endpoint={entry}" for entry in self.allowed]
         cmd = [sys.executable, "-m", "voxscale.cli", "run", *scope,
                "--liveness-port", str(self.liveness_port), "--metrics-port", str(metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
@@ -102,7 +108,8 @@ class OperatorProcess:
 
 
 @contextmanager
-def running_operator(kubectl: Kubectl, workdir: Path, tag: str) -> Iterator[OperatorProcess]:
+def running_operator(kubectl: Kubectl, workdir: Path, tag: str,
+                     allowed: Sequence[str]) -> Iterator[OperatorProcess]:
     """A cluster-wide operator for the duration of the block (one module's scenarios).
 
     Not `--namespace 'vxe-<tag>-*'`: with a glob kopf watches Namespaces and drops one the moment
@@ -111,7 +118,7 @@ def running_operator(kubectl: Kubectl, workdir: Path, tag: str) -> Iterator[Oper
     namespace stayed Terminating and the daemon kept ticking). Modules run one after another,
     and every namespace they use is emptied before the next starts.
     """
-    op = OperatorProcess(kubectl.kubeconfig, "", workdir / f"operator-{tag}.log")
+    op = OperatorProcess(kubectl.kubeconfig, "", workdir / f"operator-{tag}.log", tuple(allowed))
     op.start()
     try:
         yield op

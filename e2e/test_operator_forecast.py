@@ -116,7 +116,9 @@ class Watch:
 
 @pytest.fixture(scope="module")
 def op(cluster: E2ECluster, speechcluster_crd: dict[str, Any]) -> Iterator[OperatorProcess]:
-    with running_operator(cluster.kubectl, cluster.workdir, TAG) as o:
+    # Each test starts its own Prometheus on a fresh loopback port, after the operator: the
+    # allow-list names the host, any port.
+    with running_operator(cluster.kubectl, cluster.workdir, TAG, ["127.0.0.1"]) as o:
         yield o
 
 

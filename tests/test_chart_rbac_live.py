@@ -111,6 +111,7 @@ def test_the_operator_does_its_whole_job_with_only_the_charts_rbac(
     try:
         sa = kubectl.kubeconfig_for_service_account(RELEASE_NS, RELEASE, tmp_path)
         args = ["--namespace", ns] if mode == "namespaced" else []
+        args.append("--allowed-metrics-endpoint=127.0.0.1")  # the closed loopback port below
         log = _run_operator(sa, args, tmp_path / "operator.log", lambda: _whole_job(kubectl, ns))
     finally:
         kubectl.run("delete", "-f", "-", "--ignore-not-found", stdin=yaml.safe_dump_all(rbac[1:]))
