@@ -44,6 +44,14 @@ def test_the_plan_sizes_the_bound_through_the_slo_capacity_model() -> None:
     assert plan(forecast(700.0), p).replicas == 39
 
 
+def test_under_a_target_override_the_bound_is_planned_at_full_capacity() -> None:
+    # The bound at the quantile already is the headroom for a rise: 70 rps at 20 rps per
+    # replica is 4, not 70 / (20 × 0.7) = 5; the observed rate keeps the target (5).
+    p = policy(capacity_rps=20.0, target_utilization=0.7)
+    assert plan(forecast(70.0), p).replicas == 4
+    assert reactive_replicas(obs(70.0).metrics, 1, p).replicas == 5
+
+
 def test_the_forecast_alone_keeps_the_no_forecast_headroom() -> None:
     # The forecast-only fallback has nothing observed to correct it: 70 / (20 × 0.7) = 5.
     p = policy(capacity_rps=20.0, target_utilization=None)

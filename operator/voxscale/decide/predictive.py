@@ -34,9 +34,9 @@ def plan_replicas(
 
     `forecast.upper` is the highest rate over the horizon at the policy's quantile, so a ramp
     that peaks at 412 rps 2 minutes out is asked for *now*: a replica asked for now serves only
-    after the warm-up. The bound goes through the SLO capacity model at full capacity, since
-    the quantile already is the margin for the rise (dividing by a target as well paid twice:
-    Twitter cost 2.45× the oracle that way, 1.59× without).
+    after the warm-up. The bound goes through the SLO capacity model (`Policy.plan_capacity`:
+    at full capacity under a target override, since the quantile already is the margin for
+    the rise).
 
     The observed rate corrects the plan's error instead of being a second count max'ed with
     it: when 130 rps is observed and the forecast expected 100 rps now, the forecast is 30 rps
@@ -49,7 +49,7 @@ def plan_replicas(
         return Plan(None, reasons=("plan: no forecast",))
     if not math.isfinite(forecast.upper):
         return Plan(None, reasons=(f"plan: forecast upper {forecast.upper} is not a number, ignored",))
-    model = capacity or policy.capacity
+    model = capacity or policy.plan_capacity
     upper = max(0.0, forecast.upper)
     miss, state, miss_line = _carried_miss(forecast, observed, state, horizon=horizon, now=now)
     rate = upper + miss

@@ -141,9 +141,19 @@ class Policy:
 
     @property
     def capacity(self) -> CapacityModel:
-        """Replicas a rate needs at the SLO: pooled headroom, or the target override."""
+        """Replicas an observed rate needs at the SLO: pooled headroom, or the target override."""
         return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
                              self.target_utilization, self.service)
+
+    @property
+    def plan_capacity(self) -> CapacityModel:
+        """Replicas the forecast's bound needs. Under a target override the bound is planned at
+        full capacity: the target's headroom is for a rise during the warm-up, and the bound at
+        the quantile already is that rise (dividing it by 0.7 as well cost Twitter 2.45× the
+        oracle's replica-hours instead of 1.59×)."""
+        target = None if self.target_utilization is None else 1.0
+        return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
+                             target, self.service)
 
     @property
     def capacity_without_forecast(self) -> CapacityModel:
