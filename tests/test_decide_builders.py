@@ -57,10 +57,11 @@ def forecast(
     current: float | None = None,
     at: float = T0,
     horizon: float = 70.0,
+    calibrated: bool = False,
 ) -> Forecast:
     return Forecast(
         at=at, horizon_seconds=horizon, mean=upper if mean is None else mean, upper=upper,
-        method="fake", current=current,
+        method="fake", current=current, calibrated=calibrated,
     )
 
 
@@ -148,11 +149,12 @@ class FakeShard:
 def oracle(
     load: Callable[[float], float], margin: float = 1.1
 ) -> Callable[[float, float], Forecast]:
-    """A forecaster that knows the future: upper = margin × the highest load over [now, now+h]."""
+    """A forecaster that knows the future: upper = margin × the highest load over [now, now+h],
+    a band as good as calibrated (it never misses)."""
 
     def fc(now: float, h: float) -> Forecast:
         peak = max(load(now + s) for s in range(0, int(h) + 1, 5))
-        return forecast(upper=margin * peak, at=now, horizon=h)
+        return forecast(upper=margin * peak, at=now, horizon=h, calibrated=True)
 
     return fc
 

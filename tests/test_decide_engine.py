@@ -49,3 +49,14 @@ def test_a_held_scale_down_names_current_as_the_winning_term() -> None:
     state = ScalerState(recommendations=[Recommendation(at=T0 - 60, replicas=20)])
     d = decide(obs(14.0, ready=20), None, policy(target=14.0), state, T0)
     assert (d.replicas, d.term) == (20, "current")
+
+
+def test_an_uncalibrated_plan_leaves_observed_load_its_growth_headroom() -> None:
+    # 700 rps at 20 rps per replica: pooled headroom asks 39, growth headroom (0.7) asks 50.
+    # A band never scored against this shard's own rises is no evidence of how fast it rises.
+    p = policy(capacity_rps=20.0, target_utilization=None, max_replicas=100)
+    o = obs(700.0, ready=50)
+    raw = decide(o, forecast(700.0, calibrated=False), p, ScalerState(), T0)
+    scored = decide(o, forecast(700.0, calibrated=True), p, ScalerState(), T0)
+    assert (raw.predictive, raw.reactive) == (39, 50)
+    assert (scored.predictive, scored.reactive) == (39, 39)

@@ -55,7 +55,7 @@ def plan_replicas(
     rate = upper + miss
     n = model.replicas_for(rate)
     line = f"plan: upper {upper:.1f} rps over {horizon:.0f} s"
-    if miss > 0:
+    if miss >= 0.05:  # "+ missed 0.0" explains nothing
         line += f" + missed {miss:.1f}"
     line += f" → {n} ({model.describe(rate, n)}; {forecast.method})"
     if forecast.horizon_seconds + 1e-6 < horizon:

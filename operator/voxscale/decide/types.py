@@ -73,6 +73,9 @@ class Forecast:
     """Which model produced it, e.g. 'holt-winters(daily)' or 'seasonal-naive'."""
     current: float | None = None
     """Mean-path rate at `at` itself: what the forecast expects to be observed now."""
+    calibrated: bool = False
+    """The upper bound is scaled by this forecaster's own errors at this horizon (errors.py),
+    so it measures how far load really rose within a horizon: only then is it headroom."""
 
 
 @dataclass(frozen=True)

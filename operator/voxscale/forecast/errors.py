@@ -99,7 +99,8 @@ class HorizonErrors:
         current = forecast.current
         if current is not None:
             current = max(0.0, (max(current, 0.0) + 1.0) * math.exp(mid) - 1.0)
-        return replace(forecast, mean=mean, upper=upper, method=method, current=current)
+        return replace(forecast, mean=mean, upper=upper, method=method, current=current,
+                       calibrated=True)
 
 
 def observed_max(history: History, start: float, until: float) -> float | None:
