@@ -63,11 +63,14 @@ def test_leave_one_trace_out_chooses_without_the_held_out_trace() -> None:
     assert folds["a"].setting == 0.9 and folds["b"].setting == 0.9
 
 
-def test_a_trace_no_setting_can_bring_within_budget_constrains_nothing() -> None:
+def test_where_no_setting_meets_the_budget_near_the_best_counts() -> None:
     curves = {
         "a": [Point(0.7, 1.1, 0.5), Point(0.9, 1.3, 0.0)],
         "b": [Point(0.7, 1.2, 0.8), Point(0.9, 1.4, 0.1)],
         "burst": [Point(0.7, 1.5, 40.0), Point(0.9, 1.6, 38.0)],
+        "spiky": [Point(0.7, 1.5, 3.0), Point(0.9, 2.0, 1.6)],
     }
     folds = {f.held_out: f for f in leave_one_trace_out(curves, violation_budget=1.0)}
-    assert folds["a"].setting == 0.7 and folds["b"].setting == 0.7
+    # 40 % is within 25 % of burst's best (38 %): burst constrains nothing; spiky needs 0.9.
+    assert folds["spiky"].setting == 0.7
+    assert folds["a"].setting == 0.9 and folds["burst"].setting == 0.9
