@@ -2,12 +2,12 @@
 
 Starts real tritonserver workers serving the GPU-time stand-in (a batch of b takes a + c·b,
 from its profile.json) with the operator's rendered config.pbtxt, and for each replica count
-drives open-loop Poisson load, spread at random over the replicas as a Kubernetes Service
-does, at 40/60/80/100 % of the rate the model says those replicas hold at the SLO. Prints the
-model's p95 (decide/capacity.py: square-root staffing over the batch latency model) beside
-the measured one, and the error.
+drives open-loop Poisson load, spread over the replicas round robin (an L7 gateway) or at
+random (`--balance random`, kube-proxy's iptables mode), at 40/60/80/100 % of the rate the
+model says those replicas hold at the SLO. Prints the model's p95 (decide/capacity.py:
+square-root staffing over the batch latency model) beside the measured one, and the error.
 
-    .venv/bin/python bench/capacity_model.py [--duration 20] [--replicas 1 2] [--slo-ms 500]
+    .venv/bin/python bench/capacity_model.py [--duration 20] [--replicas 1 2] [--balance random]
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ def model_for(slo_ms: float) -> CapacityModel:
     return CapacityModel(service.sustainable_rps(slo_ms, 0.95), slo_ms, 0.95, service=service)
 
 
-async def spread(targets: list[Target], arrivals: np.ndarray[Any, Any],
-                 rng: np.random.Generator) -> tuple[list[Record], float]:
-    """Each arrival to a replica picked at random (kube-proxy's iptables mode), all at once."""
-    picks = rng.integers(len(targets), size=len(arrivals))
+async def spread(targets: list[Target], arrivals: np.ndarray[Any, Any], rng: np.random.Generator,
+                 balance: str) -> tuple[list[Record], float]:
+    """Each arrival to the next replica in turn (an L7 gateway's round robin) or to one picked
+    at random (kube-proxy's iptables mode), all replicas driven at once."""
+    n = len(targets)
+    picks = rng.integers(n, size=len(arrivals)) if balance == "random" else (
+        np.arange(len(arrivals)) % n)
     runs = await asyncio.gather(*(drive(t, arrivals[picks == i]) for i, t in enumerate(targets)))
     return [r for records, _ in runs for r in records], max(wall for _, wall in runs)
 
@@ -54,6 +57,8 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--slo-ms", type=float, default=500.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--balance", choices=("round-robin", "random"), default="round-robin",
+                    help="how arrivals are spread over replicas (default: round-robin)")
     args = ap.parse_args()
     model = model_for(args.slo_ms)
     assert model.service is not None
@@ -61,6 +66,7 @@ def main() -> int:
           f" {model.service.per_request_seconds * 1000:g}·b ms, max batch"
           f" {model.service.max_batch}, queue delay {model.service.max_queue_delay_seconds * 1000:g}"
           f" ms; model: {model.per_replica_rps:.1f} req/s per replica at p95 ≤ {args.slo_ms:g} ms")
+    print(f"balance: {args.balance}")
     print("| replicas | rate req/s | predicted p95 ms | measured p95 ms | error |")
     print("|---:|---:|---:|---:|---:|")
     errors: list[float] = []
@@ -76,7 +82,7 @@ def main() -> int:
             for f in FRACTIONS:
                 rate = round(f * model.rate_for(n), 2)
                 arrivals = poisson_arrivals(rate, args.duration, rng)
-                records, wall = asyncio.run(spread(targets, arrivals, rng))
+                records, wall = asyncio.run(spread(targets, arrivals, rng, args.balance))
                 measured = summarize(records, wall, len(arrivals))["p95_ms"]
                 predicted = model.predicted_latency_ms(rate, n)
                 err = (predicted - measured) / measured if measured and predicted else None
