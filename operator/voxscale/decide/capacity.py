@@ -18,8 +18,9 @@ Two pieces, both pure:
   n·μ·τ ≥ λτ + z_p·√(λτ) keep the p-th percentile window within the replicas' SLO rate μ.
   That is square-root staffing: n = λ/μ + z_p·√(λ/τ)/μ. The relative headroom shrinks as
   1/√λ, so a big shard runs hotter than a small one at the same SLO: at μ = 64, p95, 500 ms,
-  2,560 req/s needs 40 + 1.2 → 42 replicas (95 % utilised) while 128 req/s needs 2 + 0.3 → 3
-  (67 %). A fixed target utilisation pays the small shard's headroom on every shard.
+  2,560 req/s needs (2,560 + 118) / 64 = 41.8 → 42 replicas (95 % utilised) while 128 req/s
+  needs (128 + 26) / 64 = 2.4 → 3 (67 %). A fixed target utilisation pays the small shard's
+  headroom on every shard.
 """
 
 from __future__ import annotations
