@@ -6,8 +6,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,10 +13,8 @@ import pytest
 import requests
 import responses
 
-from tests.helpers import spec_with
+from tests.helpers import RecordingKube, spec_with
 from voxscale import handlers
-from voxscale.decide.types import PodCounts
-from voxscale.k8s import ShardPods
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.protocol import ShardSelector
 
@@ -61,35 +57,6 @@ ANSWERS: dict[str, Answer] = {
     "a-connection-error-that-quotes-the-token": refuse_with_echo,
     "good-data": good_data,
 }
-
-
-@dataclass
-class RecordingKube:
-    """Kube's surface for a tick and for _metrics_source, recording every write."""
-
-    secrets: dict[tuple[str, str, str], str]
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    replicas: dict[str, int] = field(default_factory=dict)
-
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        return self.secrets[(namespace, name, key)]
-
-    def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
-        desired = self.replicas.setdefault(f"{cluster}-{shard}", 2)
-        return ShardPods(True, PodCounts(desired, desired, 0, 0, 0))
-
-    def scale(self, namespace: str, deployment: str, replicas: int) -> None:
-        self.replicas[deployment] = replicas
-
-    def hpa_targets(self, namespace: str) -> dict[str, str]:
-        return {}
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.statuses.append(status)
-
-    def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
-        self.events.append((type_, reason, message))
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import http.server
 import json
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 import prometheus_client
@@ -19,10 +18,9 @@ import pytest
 import requests
 import responses
 
-from tests.helpers import spec_with
+from tests.helpers import RecordingKube, spec_with
 from voxscale import handlers
-from voxscale.decide.types import PodCounts
-from voxscale.k8s import Kube, ShardPods
+from voxscale.k8s import Kube
 from voxscale.loop import Loop
 from voxscale.metrics.prometheus import PrometheusSource
 from voxscale.metrics.protocol import ShardSelector
@@ -59,32 +57,6 @@ HOSTILE: dict[str, tuple[Answer, str]] = {
 }
 
 
-@dataclass
-class TickKube:
-    """Kube's surface for a tick, recording every write."""
-
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        return "token"
-
-    def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
-        return ShardPods(True, PodCounts(2, 2, 0, 0, 0))
-
-    def scale(self, namespace: str, deployment: str, replicas: int) -> None:
-        pass
-
-    def hpa_targets(self, namespace: str) -> dict[str, str]:
-        return {}
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.statuses.append(status)
-
-    def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
-        self.events.append((type_, reason, message))
-
-
 def _body() -> dict[str, Any]:
     spec = spec_with(prometheus={"url": URL, "timeoutSeconds": 2})
     raw = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -105,7 +77,7 @@ def test_the_canary_is_in_no_log_status_event_or_metric_only_the_failure_class_i
     caplog.set_level(logging.DEBUG)
     for path in ("/api/v1/query", "/api/v1/query_range"):
         mocked.add_callback(responses.GET, URL + path, callback=answer)
-    kube, body = TickKube(), _body()
+    kube, body = RecordingKube(secrets=defaultdict(lambda: "token")), _body()
     loop = Loop(kube=kube)  # type: ignore[arg-type]
     # Past the fallback threshold (3): MetricsUnavailable and FallbackActive Events quote reasons.
     for _ in range(5):

@@ -55,12 +55,11 @@ def _decided(
     policy, state = calibrated.policy, calibrated.state
     plan = plan_replicas(forecast, obs.metrics.rate, policy, state, horizon=horizon, now=now)
     state = plan.state or state
-    leads = plan.replicas is not None
     # A calibrated plan's bound is the headroom for a rise within the horizon, so the observed
     # rate only corrects it at the SLO. A plan whose band was never scored (the first half hour,
     # or no plan at all) says nothing about how fast load rises: observed load keeps the
     # growth headroom (on the 1-hour Azure traces, dropping it tripled violation minutes).
-    trusted = leads and forecast is not None and forecast.calibrated
+    trusted = plan.replicas is not None and forecast is not None and forecast.calibrated
     observed_model = policy.capacity if trusted else policy.capacity_without_forecast
     reac = reactive_replicas(obs.metrics, pods.ready, policy, observed_model, drain_seconds=horizon)
     blended = blend(plan.replicas, reac.replicas)
@@ -87,8 +86,8 @@ def _decided(
     )
     final = clamp(moved.replicas, policy)
     reasons = (
-        *calibrated.reasons, *plan.reasons, *reac.reasons, *blended.reasons, *rec.reasons, *panic.reasons,
-        *capacity.reasons, *release_reasons, *moved.reasons,
+        *calibrated.reasons, *plan.reasons, *reac.reasons, *blended.reasons, *rec.reasons,
+        *panic.reasons, *capacity.reasons, *release_reasons, *moved.reasons,
         *(final.reasons if final.bound else ()),
     )
     return Decision(

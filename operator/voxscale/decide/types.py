@@ -145,8 +145,7 @@ class Policy:
     @property
     def capacity(self) -> CapacityModel:
         """Replicas an observed rate needs at the SLO: pooled headroom, or the target override."""
-        return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
-                             self.target_utilization, self.service)
+        return self._model(self.target_utilization)
 
     @property
     def plan_capacity(self) -> CapacityModel:
@@ -154,14 +153,14 @@ class Policy:
         full capacity: the target's headroom is for a rise during the warm-up, and the bound at
         the quantile already is that rise (dividing it by 0.7 as well cost Twitter 2.45× the
         oracle's replica-hours instead of 1.59×)."""
-        target = None if self.target_utilization is None else 1.0
-        return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
-                             target, self.service)
+        return self._model(None if self.target_utilization is None else 1.0)
 
     @property
     def capacity_without_forecast(self) -> CapacityModel:
         """The observed rate alone, with no forecast beside it, keeps growth headroom."""
-        target = self.target_utilization or self.no_forecast_utilization
+        return self._model(self.target_utilization or self.no_forecast_utilization)
+
+    def _model(self, target: float | None) -> CapacityModel:
         return CapacityModel(self.capacity_rps, self.slo_latency_ms, self.slo_percentile,
                              target, self.service)
 
