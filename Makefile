@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The worker extra (real Triton from nvidia-pytriton, tritonclient, torch, the reference ASR model)
 # is installed too: the integration tests start real Triton workers.
-EXTRAS ?= dev,worker
+EXTRAS ?= dev,lab,worker
 
 .PHONY: demo test lint unit integration e2e cluster-binaries crd venv system-deps clean
 

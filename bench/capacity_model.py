@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from voxscale.decide.capacity import CapacityModel, ServiceTime
-from voxscale.worker.arrivals import poisson_arrivals
-from voxscale.worker.loadgen import Target, chunk_audio, drive
-from voxscale.worker.results import Record, summarize
-from voxscale.worker.serve import DEFAULT_MODEL_DIR, Worker, worker_spec
-from voxscale.worker.triton import free_ports
+from voxscale_lab.worker.arrivals import poisson_arrivals
+from voxscale_lab.worker.loadgen import Target, chunk_audio, drive
+from voxscale_lab.worker.results import Record, summarize
+from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, Worker, worker_spec
+from voxscale_lab.worker.triton import free_ports
 
 MODEL = "asr-standin"
 FRACTIONS = (0.4, 0.6, 0.8, 1.0)

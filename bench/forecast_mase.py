@@ -15,7 +15,7 @@ import numpy as np
 from voxscale.forecast import ForecastCache, HoltWinters, SeasonalNaive
 from voxscale.forecast.evaluate import rolling_origin
 from voxscale.series import History
-from voxscale.traces import load_trace
+from voxscale_lab.traces import load_trace
 
 TRACES = Path(__file__).resolve().parents[1] / "examples" / "traces"
 DAY = 86400.0

@@ -22,20 +22,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from voxscale.capacity import load_profile
-from voxscale.replay.pareto import (
+from voxscale_lab.capacity import load_profile
+from voxscale_lab.replay.pareto import (
     Point,
     at_setting,
     cost_at_violations,
     leave_one_trace_out,
     violations_at_cost,
 )
-from voxscale.replay.plot import plot_fronts
-from voxscale.replay.policies import BASELINES, POLICY_NAMES
-from voxscale.replay.policies.voxscale import QUANTILE
-from voxscale.replay.report import Score, markdown, score, with_oracle_ratio
-from voxscale.replay.runner import Scenario, load, replay
-from voxscale.replay.workload import trace_paths
+from voxscale_lab.replay.plot import plot_fronts
+from voxscale_lab.replay.policies import BASELINES, POLICY_NAMES
+from voxscale_lab.replay.policies.voxscale import QUANTILE
+from voxscale_lab.replay.report import Score, markdown, score, with_oracle_ratio
+from voxscale_lab.replay.runner import Scenario, load, replay
+from voxscale_lab.replay.workload import trace_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 W = 120.0

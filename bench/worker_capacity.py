@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from voxscale.render.configmap import render_model_config
-from voxscale.worker.arrivals import poisson_arrivals
-from voxscale.worker.loadgen import Target, chunk_audio, run_load
-from voxscale.worker.serve import DEFAULT_MODEL_DIR, Worker, worker_spec
-from voxscale.worker.triton import free_ports
+from voxscale_lab.worker.arrivals import poisson_arrivals
+from voxscale_lab.worker.loadgen import Target, chunk_audio, run_load
+from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, Worker, worker_spec
+from voxscale_lab.worker.triton import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "asr-standin"

@@ -15,10 +15,10 @@ import pytest
 from e2e.helpers import FIGURES, E2ECluster, eventually, install_crd
 from e2e.operator_process import OperatorProcess, operator_namespace, running_operator
 from e2e.traffic import Telemetry, telemetry
-from voxscale.devcluster import ClusterError, Kubectl, up
-from voxscale.devcluster.binaries import ensure_binaries
-from voxscale.devcluster.components import Layout
-from voxscale.devcluster.fleet import attach_fleet, detach_fleet
+from voxscale_lab.devcluster import ClusterError, Kubectl, up
+from voxscale_lab.devcluster.binaries import ensure_binaries
+from voxscale_lab.devcluster.components import Layout
+from voxscale_lab.devcluster.fleet import attach_fleet, detach_fleet
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 
 from voxscale import names
-from voxscale.devcluster import Kubectl, LocalCluster
+from voxscale_lab.devcluster import Kubectl, LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "crds" / "speechcluster.yaml"

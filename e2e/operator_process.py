@@ -25,7 +25,7 @@ from tests.integration.prometheus_server import free_port
 
 from e2e.helpers import eventually, example_speechcluster
 from voxscale import names
-from voxscale.devcluster import Kubectl
+from voxscale_lab.devcluster import Kubectl
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0

@@ -15,10 +15,10 @@ import pytest
 
 from e2e.helpers import E2ECluster, eventually, example_speechcluster
 from voxscale import names
-from voxscale.demo.parts import CHART, OperatorProcess
-from voxscale.devcluster import Kubectl
-from voxscale.devcluster.binaries import ensure_binaries
-from voxscale.devcluster.prometheus import free_port
+from voxscale_lab.demo.parts import CHART, OperatorProcess
+from voxscale_lab.devcluster import Kubectl
+from voxscale_lab.devcluster.binaries import ensure_binaries
+from voxscale_lab.devcluster.prometheus import free_port
 
 RELEASE = "voxscale"
 SNAPSHOT = Path(__file__).parent / "snapshots" / "chart-can-i-namespaced.txt"

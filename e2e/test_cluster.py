@@ -12,8 +12,8 @@ import pytest
 
 from e2e.helpers import FIGURES, E2ECluster, condition, eventually, gpu_deployment
 from voxscale import names
-from voxscale.devcluster import Kubectl, KubectlError
-from voxscale.devcluster.topology import GPU_PRODUCT
+from voxscale_lab.devcluster import Kubectl, KubectlError
+from voxscale_lab.devcluster.topology import GPU_PRODUCT
 
 WARMUP_SECONDS = 6
 

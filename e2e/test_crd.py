@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from e2e.helpers import example_speechcluster
-from voxscale.devcluster import Kubectl, KubectlError
+from voxscale_lab.devcluster import Kubectl, KubectlError
 
 Manifest = dict[str, Any]
 

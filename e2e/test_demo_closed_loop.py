@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 from e2e.helpers import FIGURES, REPO
-from voxscale.demo.cli import LIVE_MANIFEST, leftover_processes
-from voxscale.demo.live import DemoOptions, run_live
-from voxscale.demo.report import Summary
+from voxscale_lab.demo.cli import LIVE_MANIFEST, leftover_processes
+from voxscale_lab.demo.live import DemoOptions, run_live
+from voxscale_lab.demo.report import Summary
 
 MINUTES = 3.0
 # Measured: 92.9 % and 98.6 % of requests within the SLO over 3-minute runs (the first minute of

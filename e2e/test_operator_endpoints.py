@@ -18,7 +18,7 @@ import yaml
 from e2e.helpers import E2ECluster, condition, eventually
 from e2e.operator_process import OperatorProcess, e2e_spec, events, operator_namespace, speechcluster
 from voxscale import names
-from voxscale.devcluster import Kubectl
+from voxscale_lab.devcluster import Kubectl
 
 TAG = "endpoints"
 CANARY = "TOP-SECRET-INTERNAL-DATA db_password=e2e-canary-91c4"

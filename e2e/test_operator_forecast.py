@@ -24,7 +24,7 @@ from e2e.operator_process import (
 )
 from e2e.traffic import Telemetry, history_openmetrics, queueing_latency_ms, shard_labels, telemetry
 from voxscale import names
-from voxscale.devcluster import Kubectl
+from voxscale_lab.devcluster import Kubectl
 
 TAG = "forecast"
 MODEL = "asr-standin"

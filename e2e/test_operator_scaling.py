@@ -15,7 +15,7 @@ from e2e.operator_process import (
 )
 from e2e.traffic import Telemetry
 from voxscale import names
-from voxscale.devcluster import Kubectl
+from voxscale_lab.devcluster import Kubectl
 
 TAG = "scaling"
 MODEL = "asr-standin"

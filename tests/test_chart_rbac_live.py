@@ -15,7 +15,7 @@ import yaml
 from e2e.helpers import eventually, example_speechcluster, install_crd
 
 from tests.test_chart import RELEASE, RELEASE_NS, render
-from voxscale.devcluster import ClusterError, Kubectl, LocalCluster, up
+from voxscale_lab.devcluster import ClusterError, Kubectl, LocalCluster, up
 
 TOKEN = "live-rbac-token-7c1d"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")

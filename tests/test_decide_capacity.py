@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voxscale.capacity import load_profile
 from voxscale.decide.capacity import CapacityModel, ServiceTime
+from voxscale_lab.capacity import load_profile
 
 STANDIN = ServiceTime(fixed_seconds=0.060, per_request_seconds=0.012, max_batch=32)
 MODEL = CapacityModel(STANDIN.sustainable_rps(500.0, 0.95), 500.0, 0.95, service=STANDIN)

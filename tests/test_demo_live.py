@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voxscale.demo.bridge import pod_refs
-from voxscale.demo.parts import history_openmetrics
-from voxscale.demo.report import Sample, attainment, scale_events, unsafe_scale_downs
-from voxscale.demo.traffic import TIME_SCALE, Result, ShardTrace, compressed_window, live_arrivals, owner
-from voxscale.devcluster.stages import WORKER_LOADED_ANNOTATION, pod_stages
 from voxscale.series import History
+from voxscale_lab.demo.bridge import pod_refs
+from voxscale_lab.demo.parts import history_openmetrics
+from voxscale_lab.demo.report import Sample, attainment, scale_events, unsafe_scale_downs
+from voxscale_lab.demo.traffic import TIME_SCALE, Result, ShardTrace, compressed_window, live_arrivals, owner
+from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION, pod_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 NYC = ROOT / "examples" / "traces" / "nyc_taxi.csv"

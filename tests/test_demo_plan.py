@@ -10,8 +10,8 @@ from tests.helpers import ROOT
 from voxscale.api import ScalerState
 from voxscale.cli import main
 from voxscale.decide.types import Decision
-from voxscale.demo.plan import headline, replay_shard
 from voxscale.manifest import load_manifest
+from voxscale_lab.demo.plan import headline, replay_shard
 
 TRACES = ROOT / "examples" / "traces"
 

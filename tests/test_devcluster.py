@@ -14,11 +14,11 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from voxscale import names
-from voxscale.devcluster import components as c
-from voxscale.devcluster import process
-from voxscale.devcluster.pki import IDENTITIES, write_pki
-from voxscale.devcluster.stages import WARMUP_EXPRESSION, pod_stages
-from voxscale.devcluster.topology import KWOK_NODE_ANNOTATION, NodeShape, Topology, node_manifests
+from voxscale_lab.devcluster import components as c
+from voxscale_lab.devcluster import process
+from voxscale_lab.devcluster.pki import IDENTITIES, write_pki
+from voxscale_lab.devcluster.stages import WARMUP_EXPRESSION, pod_stages
+from voxscale_lab.devcluster.topology import KWOK_NODE_ANNOTATION, NodeShape, Topology, node_manifests
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 

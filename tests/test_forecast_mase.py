@@ -14,7 +14,7 @@ import pytest
 
 from voxscale.forecast import HoltWinters, SeasonalNaive
 from voxscale.forecast.evaluate import rolling_origin
-from voxscale.traces import load_trace
+from voxscale_lab.traces import load_trace
 
 TRACES = Path(__file__).resolve().parents[1] / "examples" / "traces"
 DAY = 86400.0

@@ -9,17 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voxscale.capacity import load_profile
-from voxscale.replay.policies import BASELINES, PolicyContext, build_policy
-from voxscale.replay.policies.aws import AWSPredictive, hourly_forecast
-from voxscale.replay.policies.hpa import HPA, resource_replicas
-from voxscale.replay.policies.keda import KEDA
-from voxscale.replay.policies.kpa import KPA
-from voxscale.replay.policies.oracle import oracle_schedule
-from voxscale.replay.report import score
-from voxscale.replay.runner import Scenario, replay
-from voxscale.replay.workload import Workload
 from voxscale.series import History
+from voxscale_lab.capacity import load_profile
+from voxscale_lab.replay.policies import BASELINES, PolicyContext, build_policy
+from voxscale_lab.replay.policies.aws import AWSPredictive, hourly_forecast
+from voxscale_lab.replay.policies.hpa import HPA, resource_replicas
+from voxscale_lab.replay.policies.keda import KEDA
+from voxscale_lab.replay.policies.kpa import KPA
+from voxscale_lab.replay.policies.oracle import oracle_schedule
+from voxscale_lab.replay.report import score
+from voxscale_lab.replay.runner import Scenario, replay
+from voxscale_lab.replay.workload import Workload
 
 # 10 req/s per replica at the SLO, 70 % target: 7 req/s per replica.
 CTX = PolicyContext(capacity_rps=10.0, warmup_seconds=120, target_utilization=0.7,

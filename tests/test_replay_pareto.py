@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxscale.replay.pareto import (
+from voxscale_lab.replay.pareto import (
     Point,
     cost_at_violations,
     front,

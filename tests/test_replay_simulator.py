@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from voxscale.capacity import CapacityProfile, load_profile
-from voxscale.replay.report import score
-from voxscale.replay.simulator import SimConfig, simulate
-from voxscale.replay.view import View, mixture_quantile, mixture_quantile_rows
-from voxscale.replay.workload import Workload
 from voxscale.series import History
+from voxscale_lab.capacity import CapacityProfile, load_profile
+from voxscale_lab.replay.report import score
+from voxscale_lab.replay.simulator import SimConfig, simulate
+from voxscale_lab.replay.view import View, mixture_quantile, mixture_quantile_rows
+from voxscale_lab.replay.workload import Workload
 
 # 100 ms per request, one at a time: 10 req/s per replica, p95 latency 195 ms with no queue.
 SIMPLE = CapacityProfile(a_seconds=0.1, c_seconds=0.0, max_batch=1, slo_ms=500, percentile=0.95)

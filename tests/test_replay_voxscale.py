@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from voxscale.capacity import load_profile
-from voxscale.replay.policies.voxscale import VoxscalePolicy
-from voxscale.replay.runner import Scenario, context
-from voxscale.replay.simulator import SimConfig, simulate
-from voxscale.replay.view import RunArrays, View
-from voxscale.replay.workload import Workload
 from voxscale.series import History
+from voxscale_lab.capacity import load_profile
+from voxscale_lab.replay.policies.voxscale import VoxscalePolicy
+from voxscale_lab.replay.runner import Scenario, context
+from voxscale_lab.replay.simulator import SimConfig, simulate
+from voxscale_lab.replay.view import RunArrays, View
+from voxscale_lab.replay.workload import Workload
 
 START = 1_700_006_400.0  # a whole day boundary + 0
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from voxscale.series import History
-from voxscale.traces import compress_time, load_trace, scale_to_peak
+from voxscale_lab.traces import compress_time, load_trace, scale_to_peak
 
 TRACES = Path(__file__).resolve().parents[1] / "examples" / "traces"
 

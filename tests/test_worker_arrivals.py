@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voxscale.series import History
-from voxscale.traces import Trace, load_trace
-from voxscale.worker.arrivals import poisson_arrivals, rate_arrivals, trace_arrivals, window
+from voxscale_lab.traces import Trace, load_trace
+from voxscale_lab.worker.arrivals import poisson_arrivals, rate_arrivals, trace_arrivals, window
 
 TRACES = Path(__file__).resolve().parents[1] / "examples" / "traces"
 

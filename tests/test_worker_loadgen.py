@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxscale.worker import loadgen
+from voxscale_lab.worker import loadgen
 
 TRACES = Path(__file__).resolve().parents[1] / "examples" / "traces"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxscale.worker.results import Record, classify, summarize
+from voxscale_lab.worker.results import Record, classify, summarize
 
 
 @pytest.mark.parametrize(

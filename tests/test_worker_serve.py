@@ -12,8 +12,8 @@ import pytest
 
 from voxscale.render.configmap import render_model_config
 from voxscale.render.deployment import triton_args
-from voxscale.worker.serve import DEFAULT_MODEL_DIR, prepare_repository, worker_spec
-from voxscale.worker.triton import Ports, TritonDist, triton_command, triton_env
+from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, prepare_repository, worker_spec
+from voxscale_lab.worker.triton import Ports, TritonDist, triton_command, triton_env
 
 from .helpers import spec_with
 
@@ -91,7 +91,7 @@ def test_the_standin_says_it_is_a_standin() -> None:
 def test_a_missing_worker_extra_is_an_error_that_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from voxscale.worker import triton
+    from voxscale_lab.worker import triton
 
     monkeypatch.setattr(triton.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match=r"pip install -e '\.\[worker\]'"):

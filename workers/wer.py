@@ -15,9 +15,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from voxscale.worker.serve import Worker, worker_spec
-from voxscale.worker.triton import free_ports
-from voxscale.worker.wer import SENTENCES, VOICES, report, synthesize, transcribe_all
+from voxscale_lab.worker.serve import Worker, worker_spec
+from voxscale_lab.worker.triton import free_ports
+from voxscale_lab.worker.wer import SENTENCES, VOICES, report, synthesize, transcribe_all
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "asr-reference"
 

@@ -1,10 +1,16 @@
-"""`voxscale` command line: run the operator, print the CRD, render a plan, replay, demo."""
+"""`voxscale` command line: run the operator, print the CRD, render a manifest; the lab adds the rest.
+
+`replay`, `demo`, `dev`, `worker` and `loadgen` come from the lab (`voxscale_lab.commands`)
+through the `voxscale.commands` entry points, so the operator wing imports none of it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -55,50 +61,29 @@ def _endpoint_entry(text: str) -> str:
     return text
 
 
-def _optional(register: Callable[[Any], None], parent: Any, name: str, extra: str) -> None:
-    """Register a subcommand whose module needs an optional extra; say how to get it if absent."""
-    try:
-        register(parent)
-    except ImportError as err:
-        reason = str(err)
-        missing = parent.add_parser(name, help=f"(needs: pip install 'voxscale[{extra}]')")
-        missing.set_defaults(func=lambda _: _missing_extra(name, extra, reason))
+COMMANDS_GROUP = "voxscale.commands"
 
 
-def _missing_extra(name: str, extra: str, reason: str) -> int:
-    sys.stderr.write(f"voxscale {name}: {reason}. Install it with: pip install 'voxscale[{extra}]'\n")
+def _add_lab_commands(sub: Any) -> None:
+    """The lab's subcommands (replay, demo, dev, worker, loadgen), found through entry points.
+
+    The operator never imports the lab by name. A command whose module or extra is missing
+    still appears, and says how to get it instead of failing with a traceback.
+    """
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            entry.load()(sub)
+        except ImportError as err:
+            missing = sub.add_parser(entry.name, help="(needs: pip install 'voxscale[lab]')")
+            missing.set_defaults(func=partial(_missing_lab, entry.name, str(err)))
+
+
+def _missing_lab(name: str, reason: str, _: argparse.Namespace) -> int:
+    sys.stderr.write(
+        f"voxscale {name}: {reason}. It is part of the lab: pip install 'voxscale[lab]' "
+        "(and 'voxscale[worker]' for the Triton worker)\n"
+    )
     return 2
-
-
-def _register_replay(sub: Any) -> None:
-    from voxscale.replay import cli as replay
-
-    replay.add_parser(sub)
-
-
-def _dev_cluster(args: argparse.Namespace) -> int:
-    from voxscale.devcluster.commands import cluster_down, cluster_up
-
-    state = Path(args.state_dir) if args.state_dir else None
-    return cluster_up(state) if args.action == "up" else cluster_down(state)
-
-
-def _register_demo(sub: Any) -> None:
-    from voxscale.demo import cli as demo
-
-    demo.add_parser(sub)
-
-
-def _register_worker(sub: Any) -> None:
-    from voxscale.worker import serve
-
-    serve.add_parser(sub).set_defaults(func=serve.run)
-
-
-def _register_loadgen(sub: Any) -> None:
-    from voxscale.worker import loadgen
-
-    loadgen.add_parser(sub).set_defaults(func=loadgen.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,19 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="dev_command", required=True)
-    cluster = dev.add_parser("cluster", help="a local control plane with kwok GPU nodes (for e2e and demo)")
-    cluster.add_argument("action", choices=["up", "down"])
-    cluster.add_argument("--state-dir", help="where certificates, logs and the kubeconfig live")
-    cluster.set_defaults(func=_dev_cluster)
-
-    _optional(_register_replay, sub, "replay", "dev")
-    _optional(_register_demo, sub, "demo", "dev")
-    worker = sub.add_parser("worker", help="the Triton worker side (needs the worker extra)")
-    _optional(
-        _register_worker, worker.add_subparsers(dest="worker_command", required=True), "serve", "worker"
-    )
-    _optional(_register_loadgen, sub, "loadgen", "worker")
+    _add_lab_commands(sub)
     return parser
 
 

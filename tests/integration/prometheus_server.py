@@ -1,4 +1,4 @@
-"""The tests' face of `voxscale.devcluster.prometheus`: the same server, a missing binary fails the test.
+"""The tests' face of `voxscale_lab.devcluster.prometheus`: the same server, a missing binary fails the test.
 
 Reusable by integration and e2e tests:
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from voxscale.devcluster import prometheus as _prom
-from voxscale.devcluster.prometheus import (
+from voxscale_lab.devcluster import prometheus as _prom
+from voxscale_lab.devcluster.prometheus import (
     READY_TIMEOUT_SECONDS,
     STOP_TIMEOUT_SECONDS,
     MissingBinaryError,

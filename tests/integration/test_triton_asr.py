@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxscale.worker.serve import Worker, worker_spec
-from voxscale.worker.triton import INSTALL_HINT, find_dist, free_ports
-from voxscale.worker.wer import SENTENCES, Utterance, report, synthesize, transcribe_all
+from voxscale_lab.worker.serve import Worker, worker_spec
+from voxscale_lab.worker.triton import INSTALL_HINT, find_dist, free_ports
+from voxscale_lab.worker.wer import SENTENCES, Utterance, report, synthesize, transcribe_all
 
 pytestmark = pytest.mark.integration
 MODEL_DIR = Path(__file__).resolve().parents[2] / "workers" / "models" / "asr-reference"

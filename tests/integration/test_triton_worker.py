@@ -15,9 +15,9 @@ import pytest
 
 from voxscale import names
 from voxscale.metrics.promql import DEFAULT_TEMPLATES, quantile_label
-from voxscale.worker.loadgen import Target, chunk_audio, run_load
-from voxscale.worker.serve import DEFAULT_MODEL_DIR, Worker, worker_spec
-from voxscale.worker.triton import INSTALL_HINT, find_dist, free_ports
+from voxscale_lab.worker.loadgen import Target, chunk_audio, run_load
+from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, Worker, worker_spec
+from voxscale_lab.worker.triton import INSTALL_HINT, find_dist, free_ports
 
 pytestmark = pytest.mark.integration
 MODEL = "asr-standin"
@@ -120,7 +120,7 @@ def test_every_metric_and_label_the_default_queries_read_is_exported(worker: Wor
 
 def test_the_loadgen_command_reports_and_writes_every_request(worker: Worker, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    argv = [sys.executable, "-m", "voxscale.worker.loadgen", "--url", worker.grpc_url,
+    argv = [sys.executable, "-m", "voxscale_lab.worker.loadgen", "--url", worker.grpc_url,
             "--rate", "20", "--duration", "2", "--no-progress", "--out", str(out)]  # fmt: skip
     printed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     result = json.loads(out.read_text())
@@ -131,7 +131,7 @@ def test_the_loadgen_command_reports_and_writes_every_request(worker: Worker, tm
 def test_serve_is_ready_only_after_the_model_has_loaded() -> None:
     require_worker_extra()
     ports = free_ports()
-    argv = [sys.executable, "-m", "voxscale.worker.serve", "--load-seconds", "3",
+    argv = [sys.executable, "-m", "voxscale_lab.worker.serve", "--load-seconds", "3",
             "--http-port", str(ports.http), "--grpc-port", str(ports.grpc),
             "--metrics-port", str(ports.metrics)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)

@@ -1,9 +1,0 @@
-"""`python -m voxscale.devcluster up|down` (the same as `voxscale dev cluster up|down`)."""
-
-from __future__ import annotations
-
-import sys
-
-from voxscale.devcluster.commands import main
-
-sys.exit(main())

@@ -1,0 +1,227 @@
+"""`voxscale demo`: the live closed loop (control plane, Prometheus, chart, operator, Triton, a trace)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import numpy as np
+import yaml
+from rich.console import Console
+from rich.live import Live
+
+from voxscale import names
+from voxscale.manifest import Manifest, load_manifest
+from voxscale.series import History
+from voxscale_lab.demo.bridge import Bridge
+from voxscale_lab.demo.parts import OperatorProcess, backfill_history, install_chart, prometheus
+from voxscale_lab.demo.report import Sample, Summary, summarize, write_plot
+from voxscale_lab.demo.traffic import TIME_SCALE, ShardTrace, Traffic, compressed_window, live_arrivals
+from voxscale_lab.demo.view import render_view
+from voxscale_lab.devcluster import NodeShape, Topology, up
+from voxscale_lab.devcluster.prometheus import free_port
+from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION
+from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, worker_spec
+
+# 2 regions x 2 zones x 2 nodes x 4 GPUs = 16 GPUs per region: room for 2 shards at maxReplicas 8.
+TOPOLOGY = Topology(gpu_nodes_per_zone=2, cpu_nodes_per_region=0, gpu_shape=NodeShape(gpus=4))
+# The stand-in's GPU-time profile for the demo: ~20 req/s per replica at p95 < 500 ms (measured).
+PROFILE = {"fixed_seconds": 0.1, "per_item_seconds": 0.015}
+LOAD_SECONDS = 12.0
+HISTORY_SECONDS = 30 * 60.0
+PEAK_LOAD_SHARE = 0.7
+"""The trace's peak is 70 % of `peak_replicas` replicas' SLO capacity (as in the README runs)."""
+SAMPLE_SECONDS = 2.0
+READY_TIMEOUT_SECONDS = 180.0
+NYC = "nyc_taxi.csv"
+# Same city traffic in three places: different weeks and a 6-hour time-zone shift for the US.
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    manifest: Path
+    minutes: float
+    out: Path
+    traces: Path
+    peak_replicas: float = 5.0
+    seed: int = 0
+
+
+def shard_traces(m: Manifest, traces: Path, peak_rps: float) -> list[ShardTrace]:
+    """One trace window per shard (nyc_taxi at different days and hours), all peaking at `peak_rps`."""
+    # The trace clock runs from the end of the backfill; set-up takes 30-50 s (1-2 h of trace)
+    # before traffic starts, so each run opens in its night trough (04:00-06:00) on 1-2 replicas.
+    offsets = [3 * DAY + 4 * 3600, 10 * DAY + 2 * 3600, 17 * DAY + 3 * 3600]
+    return [ShardTrace(s.name, traces / NYC, offsets[i % len(offsets)] + 7 * DAY * (i // 3), peak_rps)
+            for i, s in enumerate(m.spec.shards)]
+
+
+def demo_model(workdir: Path) -> Path:
+    """The stand-in model with the demo's slower GPU-time profile."""
+    target = workdir / "asr-standin"
+    shutil.copytree(DEFAULT_MODEL_DIR, target, ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True)
+    profile = target / "1" / "profile.json"
+    profile.write_text(json.dumps({**json.loads(profile.read_text()), **PROFILE}, indent=2))
+    return target
+
+
+def speechcluster_doc(path: Path, prometheus_url: str) -> dict[str, Any]:
+    docs = yaml.safe_load_all(path.read_text())
+    doc: dict[str, Any] = next(d for d in docs if isinstance(d, dict) and d.get("kind") == names.KIND)
+    doc["spec"].setdefault("prometheus", {})["url"] = prometheus_url
+    return doc
+
+
+@dataclass
+class Parts:
+    """The running parts of one demo, stopped in reverse order by the ExitStack that holds them."""
+
+    m: Manifest
+    series: dict[str, History]
+    bridge: Bridge
+    custom: Any
+    operator: OperatorProcess
+
+
+def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
+    """Bring every part up, run the trace for `opts.minutes`, then tear all down; returns the summary."""
+    m = load_manifest(opts.manifest)
+    duration = opts.minutes * 60.0
+    console.print(f"[bold]voxscale demo[/]: {len(m.spec.shards)} shards, a day of traffic every "
+                  f"{DAY / TIME_SCALE / 60:.0f} min, {opts.minutes:g} min; work files in {workdir}")
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        parts = _bring_up(stack, m, opts, workdir, console)
+        _wait_settled(parts.bridge, parts.custom, m, console)
+        setup = time.monotonic() - t0
+        start = time.time()
+        rng = np.random.default_rng(opts.seed)
+        arrivals = {s: live_arrivals(h, start, duration, rng) for s, h in parts.series.items()}
+        traffic = Traffic(arrivals, parts.bridge.endpoints, m.spec.model.name, seed=opts.seed)
+        stack.callback(traffic.stop)
+        traffic.start()
+        samples = _watch(traffic, parts.bridge, parts.custom, m, duration, console)
+        traffic.stop()
+        peaks = {s: _peak(h, start, duration) for s, h in parts.series.items()}
+        summary = summarize(m, samples, traffic.results, parts.operator.metrics(), peaks, setup_seconds=setup,
+                            run_seconds=time.monotonic() - t0 - setup, bridge_started=parts.bridge.started)
+        write_plot(m, samples, opts.out / "demo-live.png")
+    return summary
+
+
+def _peak(series: History, start: float, duration: float) -> float:
+    t = series.times()
+    return float(np.nanmax(series.values[(t >= start - series.step) & (t <= start + duration)]))
+
+
+def _bring_up(stack: ExitStack, m: Manifest, opts: DemoOptions, workdir: Path, console: Console) -> Parts:
+    cluster = up(workdir / "cluster", TOPOLOGY, ready_annotation=WORKER_LOADED_ANNOTATION)
+    stack.callback(cluster.down)
+    console.print(f"control plane + kwok GPU nodes in {len(TOPOLOGY.regions)} regions up in "
+                  f"{cluster.start_seconds} s")
+    cap = m.spec.capacity
+    peak = opts.peak_replicas * cap.requests_per_second_per_replica * PEAK_LOAD_SHARE
+    wall0, run_span = time.time(), opts.minutes * 60.0 + READY_TIMEOUT_SECONDS + 60
+    series = {t.shard: compressed_window(t, wall0, HISTORY_SECONDS, run_span)
+              for t in shard_traces(m, opts.traces, peak)}
+    data_dir, sd_file = workdir / "prometheus" / "data", workdir / "prometheus" / "workers.json"
+    sd_file.parent.mkdir(parents=True, exist_ok=True)
+    sd_file.write_text("[]")
+    backfill_history(data_dir, m.namespace, m.name, m.spec.model.name, series, wall0)
+    op_metrics = free_port()
+    prom = stack.enter_context(prometheus(data_dir, sd_file, op_metrics))
+    console.print(f"Prometheus {prom.url}: {HISTORY_SECONDS / 60:.0f} min of history backfilled per shard")
+    cluster.kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": m.namespace}})
+    sa_config = install_chart(cluster, m.namespace, workdir / "helm.log")
+    cluster.kubectl.apply(speechcluster_doc(opts.manifest, prom.url))
+    # The demo's Prometheus is a loopback port, which the default allow-list refuses.
+    operator = OperatorProcess(sa_config, m.namespace, workdir / "operator.log", op_metrics, (prom.url,))
+    stack.callback(operator.stop)
+    operator.start()
+    console.print(f"chart installed (namespaced); the operator runs as its ServiceAccount; "
+                  f"log {operator.log_path}")
+    api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig))
+    stack.callback(api_client.close)
+    bridge = Bridge(kubernetes.client.CoreV1Api(api_client), m.namespace, m.name,
+                    worker_spec(m.spec.model.name, m.spec), model_dir=demo_model(workdir),
+                    workdir=workdir / "workers", load_seconds=LOAD_SECONDS, sd_file=sd_file)
+    stack.callback(bridge.close)
+    stack.enter_context(_syncing(bridge))
+    return Parts(m, series, bridge, kubernetes.client.CustomObjectsApi(api_client), operator)
+
+
+@contextmanager
+def _syncing(bridge: Bridge) -> Iterator[None]:
+    """The bridge's sync loop on a thread, stopped (and joined) before the bridge closes."""
+    stop = threading.Event()
+    thread = threading.Thread(target=_sync_loop, args=(bridge, stop), name="bridge-sync", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def _sync_loop(bridge: Bridge, stop: threading.Event) -> None:
+    while not stop.is_set():
+        # An API hiccup must not end the bridge; the next pass retries.
+        with contextlib.suppress(Exception):
+            bridge.sync()
+        stop.wait(1.0)
+
+
+def _status(custom: Any, m: Manifest) -> dict[str, dict[str, Any]]:
+    try:
+        obj = custom.get_namespaced_custom_object(names.GROUP, names.VERSION, m.namespace, names.PLURAL,
+                                                  m.name)
+    except kubernetes.client.ApiException:
+        return {}
+    return {s["name"]: s for s in obj.get("status", {}).get("shards", [])}
+
+
+def _wait_settled(bridge: Bridge, custom: Any, m: Manifest, console: Console) -> None:
+    """Until every shard has the operator's first decision Ready (its minimum at least), as in steady
+    state: traffic sent to one replica while the forecast already asked for three would only
+    measure the start-up."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    with console.status("waiting for each shard's first decision to be Ready (real Triton, model loading)"):
+        while time.monotonic() < deadline:
+            ready, status = bridge.endpoints(), _status(custom, m)
+            if all(s.name in status and len(ready.get(s.name, {})) >= max(m.spec.bounds(s)[0],
+                   int(status[s.name].get("replicas", 0))) for s in m.spec.shards):
+                return
+            time.sleep(1.0)
+    raise RuntimeError(f"shards not Ready within {READY_TIMEOUT_SECONDS:.0f} s: {bridge.endpoints()}")
+
+
+def _watch(traffic: Traffic, bridge: Bridge, custom: Any, m: Manifest, duration: float,  # noqa: PLR0917
+           console: Console) -> list[Sample]:
+    """Sample the loop every couple of seconds and show it, until the traffic has been sent."""
+    samples: list[Sample] = []
+    end = time.monotonic() + duration + 15
+    with Live(console=console, refresh_per_second=1, transient=False) as live:
+        while time.monotonic() < end and not traffic.done:
+            now = time.time()
+            status = _status(custom, m)
+            held = bridge.processes()
+            for shard in m.spec.shards:
+                samples.append(Sample.of(now - (traffic.started_at or now), shard.name,
+                                         status.get(shard.name, {}),
+                                         traffic.offered_rate(shard.name, now), held.get(shard.name, 0),
+                                         traffic.recent_p95(shard.name, now)))
+            live.update(render_view(m, samples, now - (traffic.started_at or now), duration))
+            time.sleep(SAMPLE_SECONDS)
+    return samples

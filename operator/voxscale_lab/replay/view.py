@@ -1,0 +1,166 @@
+"""What a policy may look at during a replay: the shard's past, never its future."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voxscale.series import FloatArray, History
+from voxscale_lab.capacity import CapacityProfile
+
+if TYPE_CHECKING:
+    from voxscale_lab.replay.simulator import SimConfig
+    from voxscale_lab.replay.workload import Workload
+
+
+@dataclass
+class RunArrays:
+    """Per-second outputs, filled in as the simulation advances; cum_* have n + 1 entries."""
+
+    served: FloatArray
+    backlog: FloatArray
+    ready: FloatArray
+    warming: FloatArray
+    requested: FloatArray
+    lo_ms: FloatArray
+    width_ms: FloatArray
+    cum_arrivals: FloatArray
+    cum_served: FloatArray
+    cum_ready: FloatArray
+    cum_batches: FloatArray
+    """Model executions (served ÷ batch size), for Triton's batch efficiency."""
+
+    @classmethod
+    def empty(cls, workload: Workload, profile: CapacityProfile) -> RunArrays:
+        n = workload.seconds
+        cum = np.concatenate([[0.0], np.cumsum(workload.arrivals)])
+        return cls(
+            served=np.zeros(n), backlog=np.zeros(n), ready=np.zeros(n), warming=np.zeros(n),
+            requested=np.zeros(n), lo_ms=np.zeros(n), width_ms=np.zeros(n),
+            cum_arrivals=cum, cum_served=np.zeros(n + 1), cum_ready=np.zeros(n + 1),
+            cum_batches=np.zeros(n + 1),
+        )
+
+
+@dataclass
+class View:
+    """The operator's view at `now_index` (seconds since the workload start).
+
+    Window queries cover the last `seconds` *completed* seconds before now, as a Prometheus
+    `rate(...[window])` evaluated at now would.
+    """
+
+    arrays: RunArrays
+    workload: Workload
+    config: SimConfig
+    now_index: int = 0
+    ready: int = 0
+    warming: int = 0
+    new_warmups: list[float] = field(default_factory=list)
+    """Created→Ready durations of pods that became Ready since the policy last drained it."""
+
+    def _window(self, seconds: float) -> tuple[int, int]:
+        end = self.now_index
+        return max(0, end - max(1, round(seconds))), end
+
+    def arrival_rate(self, seconds: float) -> float | None:
+        """Requests arriving per second (ingress / queue-proxy count); None before any data."""
+        lo, hi = self._window(seconds)
+        c = self.arrays.cum_arrivals
+        return None if hi <= lo else float(c[hi] - c[lo]) / (hi - lo)
+
+    def served_rate(self, seconds: float) -> float | None:
+        """Successful inferences per second (Triton's nv_inference_request_success)."""
+        lo, hi = self._window(seconds)
+        c = self.arrays.cum_served
+        return None if hi <= lo else float(c[hi] - c[lo]) / (hi - lo)
+
+    def batch_efficiency(self, seconds: float) -> float | None:
+        """Inferences per model execution over the window (nv_inference_count ÷ exec_count)."""
+        lo, hi = self._window(seconds)
+        a = self.arrays
+        executions = float(a.cum_batches[hi] - a.cum_batches[lo])
+        if hi <= lo or executions <= 0:
+            return None
+        return float(a.cum_served[hi] - a.cum_served[lo]) / executions
+
+    def utilisation(self, seconds: float, per_replica_rps: float) -> float | None:
+        """Mean load of Ready replicas as a fraction of `per_replica_rps` (CPU-style)."""
+        lo, hi = self._window(seconds)
+        replica_seconds = float(self.arrays.cum_ready[hi] - self.arrays.cum_ready[lo])
+        if hi <= lo or replica_seconds <= 0:
+            return None
+        served = float(self.arrays.cum_served[hi] - self.arrays.cum_served[lo])
+        return served / (replica_seconds * per_replica_rps)
+
+    def latency_ms(self, seconds: float, percentile: float) -> float | None:
+        """Latency percentile of requests that arrived in the window; None without requests."""
+        lo, hi = self._window(seconds)
+        a = self.arrays
+        weights = self.workload.arrivals[lo:hi]
+        if hi <= lo or weights.sum() <= 0:
+            return None
+        return mixture_quantile(a.lo_ms[lo:hi], a.width_ms[lo:hi], weights, percentile)
+
+    @property
+    def queue(self) -> float:
+        return float(self.arrays.backlog[self.now_index - 1]) if self.now_index else 0.0
+
+    def rate_history(self, step: float, *, served: bool = True) -> History:
+        """Observed rate at `step` seconds: the prior history, then whole steps of the run."""
+        cum = self.arrays.cum_served if served else self.arrays.cum_arrivals
+        k = max(1, round(step))
+        whole = self.now_index // k
+        run = np.diff(cum[: whole * k + 1 : k]) / k
+        prior = self.workload.prior
+        if len(prior) and round(prior.step) == k:
+            return History(prior.start, prior.step, np.concatenate([prior.values, run]))
+        return History(self.workload.start, float(k), run)
+
+
+def mixture_quantile(lo: FloatArray, width: FloatArray, weight: FloatArray, p: float) -> float:
+    """p-quantile of a weighted mixture of uniforms on [lo, lo + width]: exact, piecewise linear."""
+    finite = np.isfinite(lo)
+    total = float(weight.sum())
+    if not finite.all():
+        lo, width, weight = lo[finite], width[finite], weight[finite]
+        if weight.sum() < p * total:
+            return float("inf")
+    # Sorted breakpoints; a repeated one is harmless (equal CDF values), and a sort is cheaper
+    # than np.unique's sort + mask on every tick.
+    points = np.sort(np.concatenate([lo, lo + width]))
+    frac = np.clip((points[:, None] - lo[None, :]) / width[None, :], 0.0, 1.0)
+    cdf = frac @ weight / total
+    i = int(np.searchsorted(cdf, p))
+    if i == 0:
+        return float(points[0])
+    if i >= len(points):
+        return float(points[-1])
+    x0, x1, f0, f1 = points[i - 1], points[i], cdf[i - 1], cdf[i]
+    return float(x0 + (x1 - x0) * (p - f0) / (f1 - f0)) if f1 > f0 else float(x1)
+
+
+def mixture_quantile_rows(
+    lo: FloatArray, width: FloatArray, weight: FloatArray, p: float, iterations: int = 40
+) -> FloatArray:
+    """Row-wise `mixture_quantile` by bisection (vectorized); NaN for rows without weight."""
+    total = weight.sum(axis=1)
+    finite = np.isfinite(lo)
+    safe_lo = np.where(finite, lo, 0.0)
+    has_w = weight > 0
+    low = np.where(has_w & finite, safe_lo, np.inf).min(axis=1)
+    high = np.where(has_w & finite, safe_lo + width, -np.inf).max(axis=1)
+    infinite_mass = np.where(finite, 0.0, weight).sum(axis=1)
+    low = np.where(np.isfinite(low), low, 0.0)
+    high = np.where(np.isfinite(high), high, 0.0)
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        frac = np.where(finite, np.clip((mid[:, None] - safe_lo) / width, 0.0, 1.0), 0.0)
+        below = (frac * weight).sum(axis=1) >= p * total
+        high = np.where(below, mid, high)
+        low = np.where(below, low, mid)
+    out = (low + high) / 2
+    out = np.where(total - infinite_mass < p * total, np.inf, out)
+    return np.where(total > 0, out, np.nan)
