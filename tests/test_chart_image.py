@@ -18,6 +18,9 @@ LOCK = ROOT / "operator" / "requirements.lock"
 BUILD_LOCK = ROOT / "operator" / "build-requirements.lock"
 # Nothing of the worker side (CUDA torch, Triton) may reach the operator's image.
 WORKER_ONLY = {"torch", "nvidia-pytriton", "tritonclient", "silero-vad", "pocketsphinx"}
+# Nor what only the lab (replay plots, the demo's live view) needs. pandas is not here: it is a
+# hard dependency of statsmodels, which the operator forecasts with.
+LAB_ONLY = {"matplotlib", "rich", "httpx"}
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -91,13 +94,20 @@ def test_every_locked_requirement_is_pinned_with_hashes(lock: Path) -> None:
     assert all(hashes for hashes in entries.values()), [n for n, h in entries.items() if not h]
 
 
-def test_the_lock_covers_every_runtime_dependency_and_no_worker_one() -> None:
+def test_the_lock_covers_every_runtime_dependency_and_no_worker_or_lab_one() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_norm(re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0]) for d in project["dependencies"]}
     entries = locked(LOCK)
     assert wanted <= entries.keys(), wanted - entries.keys()
     assert not WORKER_ONLY & entries.keys()
+    assert not LAB_ONLY & entries.keys()
     assert not any(name.startswith("nvidia-") for name in entries)
+
+
+def test_the_image_copies_the_operator_wing_and_not_the_lab() -> None:
+    copies = [a for w, a in instructions() if w == "COPY"]
+    assert any(a.startswith("operator/voxscale ") for a in copies), copies
+    assert not any("voxscale_lab" in a or a.startswith("operator ") for a in copies), copies
 
 
 def test_the_build_lock_agrees_with_the_runtime_lock_on_shared_packages() -> None:
