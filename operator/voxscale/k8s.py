@@ -1,4 +1,13 @@
-"""The only module that talks to the Kubernetes API: server-side apply, scaling, pods, status."""
+"""The only module that talks to the Kubernetes API: server-side apply, scaling, pods, status.
+
+Every call goes through `kubernetes.dynamic.DynamicClient`, the generic client that the
+kubernetes Python client project maintains inside the package we already depend on: it has a
+real `server_side_apply` (field manager, forced), reaches our SpeechCluster and the built-in
+kinds by apiVersion + kind, and raises the client's own ApiException. kr8s or lightkube would
+do the same for the nine kinds used here at the cost of a second client library with its own
+kubeconfig, auth and error types. (Before, this module drove the generated ApiClient's private
+`call_api`, whose signature changed in kubernetes 35 and broke every apply.)
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,18 @@ import base64
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar, cast
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
 
 from voxscale import names
 from voxscale.decide.types import PodCounts
@@ -30,6 +44,10 @@ CHILD_KINDS: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("apis/policy/v1", "poddisruptionbudgets"),
     "Deployment": ("apis/apps/v1", "deployments"),
 }
+# The client keeps discovery in $TMPDIR/osrcp-<host hash>.json, read at start by every process
+# that talks to the same host. A path under a device file can never exist: nothing is read, the
+# client's writes fail (which it ignores by design), and discovery stays in this Kube's memory.
+_NO_DISCOVERY_FILE = os.path.join(os.devnull, "voxscale-discovery.json")
 
 
 P = ParamSpec("P")
@@ -79,6 +97,21 @@ def _plain_errors(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class _Dynamic(DynamicClient):
+    """The dynamic client with a deadline on every request, discovery's included."""
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        params.setdefault("_request_timeout", REQUEST_TIMEOUT_SECONDS)
+        return super().request(method, path, body, **params)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """The body of a `serialize=False` answer as plain JSON (ResourceInstance is no dict and costs
+    a wrapper per field: a 40-pod list is ~2,000 of them)."""
+    data = json.loads(response.data) if response.data else {}
+    return data if isinstance(data, dict) else {}
+
+
 @dataclass(frozen=True)
 class ShardPods:
     """A shard's Deployment and pods as the API sees them now."""
@@ -91,41 +124,66 @@ class ShardPods:
     deployment_uid: str | None = None
 
 
-def _ts(value: datetime | str | None) -> float | None:
-    if value is None:
+def _ts(value: Any) -> float | None:
+    """Unix seconds of an API timestamp ("2026-01-01T00:00:00Z"); None if absent or unreadable."""
+    if not isinstance(value, str):
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value.replace(tzinfo=value.tzinfo or UTC).timestamp()
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC).timestamp()
+
+
+def _warmup(pod: Mapping[str, Any], ready: Mapping[str, Any], now: float) -> tuple[float, float] | None:
+    """(became Ready, created->Ready seconds) if this pod's Ready time is its start-up time.
+
+    A container restart makes Ready's lastTransitionTime the latest recovery: a pod that served
+    for 3 days and restarted would teach a 259,200 s warm-up, and four of those among the 32
+    samples kept move the p90 there. A Ready time after `now` (the node's clock ahead of ours)
+    is taken on a later tick, once, instead of on every tick until our clock passes it.
+    """
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    if any(int(c.get("restartCount") or 0) > 0 for c in statuses):
+        return None
+    created = _ts(pod.get("metadata", {}).get("creationTimestamp"))
+    became = _ts(ready.get("lastTransitionTime"))
+    if created is None or became is None or not created <= became <= now:
+        return None
+    return became, became - created
 
 
 def classify_pods(
-    pods: Iterable[Any], desired: int
+    pods: Iterable[Mapping[str, Any]], desired: int, now: float
 ) -> tuple[PodCounts, list[tuple[float, float]], list[str]]:
-    """Count ready / warming / pending / terminating pods (kubernetes V1Pod objects).
+    """Count ready / warming / pending / terminating pods (API JSON), with warm-up samples and
+    the scheduler's messages for pending ones; `now` is unix seconds.
 
     A pod the scheduler could not place is *pending*, not warming: it is not coming until
-    capacity appears, so it must not stop the operator from reporting a GPU shortage.
+    capacity appears, so it must not stop the operator from reporting a GPU shortage. A pod
+    that has ended (Failed, e.g. evicted, or Succeeded) is nothing: its ReplicaSet has already
+    made the replacement, which is counted.
     """
     ready = warming = pending = terminating = 0
     warmups: list[tuple[float, float]] = []
     reasons: list[str] = []
     for pod in pods:
-        if pod.metadata.deletion_timestamp is not None:
+        status = pod.get("status") or {}
+        if pod.get("metadata", {}).get("deletionTimestamp") is not None:
             terminating += 1
             continue
-        conditions = {c.type: c for c in (pod.status.conditions or [])}
-        scheduled = conditions.get("PodScheduled")
-        is_ready = conditions.get("Ready")
-        if is_ready is not None and is_ready.status == "True":
+        if status.get("phase") in {"Failed", "Succeeded"}:
+            continue
+        conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        scheduled, is_ready = conditions.get("PodScheduled", {}), conditions.get("Ready", {})
+        if is_ready.get("status") == "True":
             ready += 1
-            created, became = _ts(pod.metadata.creation_timestamp), _ts(is_ready.last_transition_time)
-            if created is not None and became is not None and became >= created:
-                warmups.append((became, became - created))
-        elif scheduled is not None and scheduled.status == "False":
+            if (sample := _warmup(pod, is_ready, now)) is not None:
+                warmups.append(sample)
+        elif scheduled.get("status") == "False":
             pending += 1
-            if scheduled.message:
-                reasons.append(str(scheduled.message))
+            if scheduled.get("message"):
+                reasons.append(str(scheduled["message"]))
         else:
             warming += 1
     return PodCounts(desired, ready, warming, pending, terminating), warmups, reasons
@@ -140,10 +198,9 @@ class Kube:
     def __post_init__(self) -> None:
         if self.api is None:
             self.api = kubernetes.client.ApiClient()
-        self.core = kubernetes.client.CoreV1Api(self.api)
-        self.apps = kubernetes.client.AppsV1Api(self.api)
-        self.autoscaling = kubernetes.client.AutoscalingV2Api(self.api)
-        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self._lock = threading.Lock()
+        self._dynamic: Any = None
+        self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -154,57 +211,47 @@ class Kube:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
         return cls()
 
-    # ------------------------------------------------------------------ apply / delete
+    @classmethod
+    def from_kubeconfig(cls, path: Path | str) -> Kube:
+        """A Kube for one kubeconfig file; the process-wide default client is left alone."""
+        return cls(api=kubernetes.config.new_client_from_config(config_file=str(path)))  # type: ignore[no-untyped-call]
 
-    def _call(
-        self, method: str, path: str, body: Any, content_type: str, query: Sequence[tuple[str, Any]]
-    ) -> Any:
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
-        if not hasattr(self.api, "param_serialize"):  # kubernetes < 35
-            return self.api.call_api(
-                path,
-                method,
-                query_params=list(query),
-                header_params=headers,
-                body=body,
-                response_type="object",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            )
-        # kubernetes >= 35 (openapi-generator 7) split call_api into serialize, send, read; the
-        # old keyword call fails with TypeError on every apply, so no child was ever created.
-        method, url, headers, body, post = self.api.param_serialize(
-            method,
-            path,
-            query_params=list(query),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(
-            method,
-            url,
-            header_params=headers,
-            body=body,
-            post_params=post,
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )
-        response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException(http_resp=response)
-        return json.loads(response.data) if response.data else {}
+    def close(self) -> None:
+        self.api.close()
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        """The API resource of a kind, discovered on first use and kept for this Kube's life.
+
+        Keeping it is safe: a resource is a URL template and verbs, and the GA built-in versions
+        and our CRD's served version do not move under a running operator. A kind not found (CRD
+        not installed yet) raises and is not kept, so the next call looks again. Discovery is one
+        request per API group (5 here) instead of one per call, and the lock keeps concurrent
+        shard ticks from discovering twice.
+        """
+        with self._lock:
+            if self._dynamic is None:
+                self._dynamic = _Dynamic(self.api, cache_file=_NO_DISCOVERY_FILE)  # type: ignore[no-untyped-call]
+            key = (api_version, kind)
+            if key not in self._resources:
+                self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
+            return self._resources[key]
+
+    def _get(self, api_version: str, kind: str, namespace: str, name: str | None = None,
+             selector: str | None = None) -> dict[str, Any]:
+        resource = self._resource(api_version, kind)
+        return _json(resource.get(name=name, namespace=namespace, label_selector=selector, serialize=False))
+
+    # ------------------------------------------------------------------ apply / delete
 
     @_plain_errors
     def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply, forced: the operator is the owner of what it renders."""
-        group, plural = CHILD_KINDS[obj["kind"]]
         meta = obj["metadata"]
-        path = f"/{group}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
-        result: dict[str, Any] = self._call(
-            "PATCH", path, obj, APPLY, [("fieldManager", manager), ("force", True)]
+        answer = self._resource(obj["apiVersion"], obj["kind"]).server_side_apply(
+            body=obj, name=meta["name"], namespace=meta["namespace"], field_manager=manager,
+            force_conflicts=True, serialize=False,
         )
-        return result
+        return _json(answer)
 
     def scale(self, namespace: str, deployment: str, replicas: int) -> None:
         """Apply only spec.replicas under the scaler's own field manager."""
@@ -223,20 +270,19 @@ class Kube:
         """Delete the children of shards no longer in the spec; returns the shard names removed."""
         removed: set[str] = set()
         selector = f"{names.LABEL_CLUSTER}={cluster}"
-        for group, plural in CHILD_KINDS.values():
-            listing = self._call(
-                "GET", f"/{group}/namespaces/{namespace}/{plural}", None, MERGE, [("labelSelector", selector)]
-            )
-            for item in listing.get("items", []):
+        for kind, (path, _) in CHILD_KINDS.items():
+            api_version = path.split("/", 1)[1]  # "apis/apps/v1" -> "apps/v1", "api/v1" -> "v1"
+            for item in self._get(api_version, kind, namespace, selector=selector).get("items", []):
                 shard = item["metadata"].get("labels", {}).get(names.LABEL_SHARD)
                 if shard is not None and shard not in keep:
-                    self._delete(f"/{group}/namespaces/{namespace}/{plural}/{item['metadata']['name']}")
+                    self._delete(api_version, kind, namespace, item["metadata"]["name"])
                     removed.add(shard)
         return sorted(removed)
 
-    def _delete(self, path: str) -> None:
+    def _delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        resource = self._resource(api_version, kind)
         try:
-            self._call("DELETE", path, {"propagationPolicy": "Background"}, "application/json", [])
+            resource.delete(name=name, namespace=namespace, propagation_policy="Background", serialize=False)
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -247,38 +293,34 @@ class Kube:
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
         name = names.shard_resource_name(cluster, shard)
         try:
-            dep = self.apps.read_namespaced_deployment(
-                name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
-            )
+            dep = self._get("apps/v1", "Deployment", namespace, name)
         except ApiException as err:
             if err.status == 404:
                 return ShardPods(exists=False, counts=PodCounts(desired=0))
             raise
         selector = ",".join(f"{k}={v}" for k, v in names.selector_labels(cluster, shard).items())
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT_SECONDS
-        ).items
-        counts, warmups, reasons = classify_pods(pods, int(dep.spec.replicas or 0))
-        uid = dep.metadata.uid if dep.metadata else None
+        desired = int(dep.get("spec", {}).get("replicas") or 0)
+        counts, warmups, reasons = classify_pods(self.list_pods(namespace, selector), desired, time.time())
+        uid = dep.get("metadata", {}).get("uid")
         return ShardPods(True, counts, tuple(warmups), tuple(reasons), uid)
+
+    @_plain_errors
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Pods matching a label selector, as the API's JSON."""
+        items: list[dict[str, Any]] = self._get("v1", "Pod", namespace, selector=selector).get("items", [])
+        return items
 
     @_plain_errors
     def hpa_targets(self, namespace: str) -> dict[str, str]:
         """Deployment name -> HPA name, for every HPA in the namespace that targets a Deployment."""
-        hpas = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
-            namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
-        ).items
-        return {
-            h.spec.scale_target_ref.name: str(h.metadata.name if h.metadata else "?")
-            for h in hpas
-            if h.spec.scale_target_ref.kind == "Deployment"
-        }
+        hpas = self._get("autoscaling/v2", "HorizontalPodAutoscaler", namespace).get("items", [])
+        refs = [(h.get("spec", {}).get("scaleTargetRef", {}), h.get("metadata", {})) for h in hpas]
+        return {ref["name"]: str(m.get("name", "?")) for ref, m in refs if ref.get("kind") == "Deployment"}
 
     @_plain_errors
     def read_secret_key(self, namespace: str, name: str, key: str) -> str:
         """One key of one Secret (the operator's RBAC allows get on named Secrets only)."""
-        secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        data = (secret.data or {}).get(key)
+        data = (self._get("v1", "Secret", namespace, name).get("data") or {}).get(key)
         if data is None:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
         try:
@@ -286,18 +328,30 @@ class Kube:
         except ValueError:  # binascii's and the codec's texts can quote bytes of the secret
             raise ValueError(f"Secret {namespace}/{name} key {key!r} is not base64 of UTF-8 text") from None
 
-    # ------------------------------------------------------------------ status and events
+    @_plain_errors
+    def read_speechcluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The SpeechCluster as the API's JSON, or None if there is none by that name."""
+        try:
+            return self._get(names.API_VERSION, names.KIND, namespace, name)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    # ------------------------------------------------------------------ writes: status, pods, events
 
     @_plain_errors
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            names.GROUP,
-            names.VERSION,
-            namespace,
-            names.PLURAL,
-            name,
-            {"status": status},
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        """Merge-patch the SpeechCluster's status subresource."""
+        self._resource(names.API_VERSION, names.KIND).status.patch(
+            body={"status": status}, name=name, namespace=namespace, content_type=MERGE, serialize=False
+        )
+
+    @_plain_errors
+    def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch one pod (the lab's bridge marks a pod's model loaded this way)."""
+        self._resource("v1", "Pod").patch(
+            body=patch, name=name, namespace=namespace, content_type=MERGE, serialize=False
         )
 
     def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
@@ -322,8 +376,6 @@ class Kube:
             "reportingComponent": names.OPERATOR_NAME,
         }
         try:
-            self.core.create_namespaced_event(
-                meta["namespace"], cast(Any, body), _request_timeout=REQUEST_TIMEOUT_SECONDS
-            )
+            self._resource("v1", "Event").create(body=body, namespace=meta["namespace"], serialize=False)
         except ApiException as err:  # an Event is a courtesy; losing one must not fail a tick
             log.warning("could not post Event %s: %s", reason, err.reason)

@@ -21,6 +21,7 @@ from typing import Any
 
 from voxscale import names
 from voxscale.api import SpeechClusterSpec
+from voxscale.k8s import Kube
 from voxscale_lab.devcluster.prometheus import free_port
 from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION
 from voxscale_lab.worker.serve import Worker
@@ -41,7 +42,7 @@ class PodRef:
 
 
 def pod_refs(pods: list[dict[str, Any]]) -> list[PodRef]:
-    """PodRefs of pod objects (as `kubectl get -o json` or the API's to_dict-free JSON gives them)."""
+    """PodRefs of pod objects (the API's JSON, as `kubectl get -o json` and Kube.list_pods give it)."""
     refs = []
     for p in pods:
         meta = p["metadata"]
@@ -65,9 +66,9 @@ class Running:
 class Bridge:
     """Keeps one Triton worker per live worker pod of `cluster` in `namespace`; call `sync()` often."""
 
-    def __init__(self, api: Any, namespace: str, cluster: str, spec: SpeechClusterSpec, *,
+    def __init__(self, kube: Kube, namespace: str, cluster: str, spec: SpeechClusterSpec, *,
                  model_dir: Path, workdir: Path, load_seconds: float, sd_file: Path) -> None:
-        self.api, self.namespace, self.cluster, self.spec = api, namespace, cluster, spec
+        self.kube, self.namespace, self.cluster, self.spec = kube, namespace, cluster, spec
         self.model_dir, self.workdir, self.load_seconds = model_dir, workdir, load_seconds
         self.sd_file = sd_file
         self.closed = False
@@ -81,9 +82,7 @@ class Bridge:
 
     def list_pods(self) -> list[PodRef]:
         selector = f"{names.LABEL_CLUSTER}={self.cluster},{names.LABEL_COMPONENT}={names.COMPONENT_WORKER}"
-        # Raw JSON: the client's model objects cost more CPU than the four fields read here.
-        pods = self.api.list_namespaced_pod(self.namespace, label_selector=selector, _preload_content=False)
-        return pod_refs(json.loads(pods.data)["items"])
+        return pod_refs(self.kube.list_pods(self.namespace, selector))
 
     def sync(self) -> None:
         """One pass: start workers for newly scheduled pods, stop those whose pod is going or gone."""
@@ -124,7 +123,7 @@ class Bridge:
         log.info("worker for %s Ready in %.1f s", run.pod.name, seconds)
         patch = {"metadata": {"annotations": {WORKER_LOADED_ANNOTATION: "true"}}}
         try:
-            self.api.patch_namespaced_pod(run.pod.name, self.namespace, patch)
+            self.kube.patch_pod(self.namespace, run.pod.name, patch)
         except Exception as e:
             log.info("could not mark %s loaded: %s", run.pod.name, e)
 

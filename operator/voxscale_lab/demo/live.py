@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import numpy as np
 import yaml
 from rich.console import Console
 from rich.live import Live
 
 from voxscale import names
+from voxscale.k8s import Kube, KubeApiError
 from voxscale.manifest import Manifest, load_manifest
 from voxscale.series import History
 from voxscale_lab.demo.bridge import Bridge
@@ -90,7 +90,7 @@ class Parts:
     m: Manifest
     series: dict[str, History]
     bridge: Bridge
-    custom: Any
+    kube: Kube
     operator: OperatorProcess
 
 
@@ -103,7 +103,7 @@ def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
     t0 = time.monotonic()
     with ExitStack() as stack:
         parts = _bring_up(stack, m, opts, workdir, console)
-        _wait_settled(parts.bridge, parts.custom, m, console)
+        _wait_settled(parts.bridge, parts.kube, m, console)
         setup = time.monotonic() - t0
         start = time.time()
         rng = np.random.default_rng(opts.seed)
@@ -111,7 +111,7 @@ def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
         traffic = Traffic(arrivals, parts.bridge.endpoints, m.spec.model.name, seed=opts.seed)
         stack.callback(traffic.stop)
         traffic.start()
-        samples = _watch(traffic, parts.bridge, parts.custom, m, duration, console)
+        samples = _watch(traffic, parts.bridge, parts.kube, m, duration, console)
         traffic.stop()
         peaks = {s: _peak(h, start, duration) for s, h in parts.series.items()}
         summary = summarize(m, samples, traffic.results, parts.operator.metrics(), peaks, setup_seconds=setup,
@@ -151,15 +151,14 @@ def _bring_up(stack: ExitStack, m: Manifest, opts: DemoOptions, workdir: Path, c
     operator.start()
     console.print(f"chart installed (namespaced); the operator runs as its ServiceAccount; "
                   f"log {operator.log_path}")
-    api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(cluster.kubeconfig))
-    stack.callback(api_client.close)
-    bridge = Bridge(kubernetes.client.CoreV1Api(api_client), m.namespace, m.name,
+    kube = Kube.from_kubeconfig(cluster.kubeconfig)
+    stack.callback(kube.close)
+    bridge = Bridge(kube, m.namespace, m.name,
                     worker_spec(m.spec.model.name, m.spec), model_dir=demo_model(workdir),
                     workdir=workdir / "workers", load_seconds=LOAD_SECONDS, sd_file=sd_file)
     stack.callback(bridge.close)
     stack.enter_context(_syncing(bridge))
-    return Parts(m, series, bridge, kubernetes.client.CustomObjectsApi(api_client), operator)
+    return Parts(m, series, bridge, kube, operator)
 
 
 @contextmanager
@@ -183,23 +182,22 @@ def _sync_loop(bridge: Bridge, stop: threading.Event) -> None:
         stop.wait(1.0)
 
 
-def _status(custom: Any, m: Manifest) -> dict[str, dict[str, Any]]:
+def _status(kube: Kube, m: Manifest) -> dict[str, dict[str, Any]]:
     try:
-        obj = custom.get_namespaced_custom_object(names.GROUP, names.VERSION, m.namespace, names.PLURAL,
-                                                  m.name)
-    except kubernetes.client.ApiException:
+        obj = kube.read_speechcluster(m.namespace, m.name)
+    except KubeApiError:  # a hiccup of the API server: the next sample reads it again
         return {}
-    return {s["name"]: s for s in obj.get("status", {}).get("shards", [])}
+    return {s["name"]: s for s in (obj or {}).get("status", {}).get("shards", [])}
 
 
-def _wait_settled(bridge: Bridge, custom: Any, m: Manifest, console: Console) -> None:
+def _wait_settled(bridge: Bridge, kube: Kube, m: Manifest, console: Console) -> None:
     """Until every shard has the operator's first decision Ready (its minimum at least), as in steady
     state: traffic sent to one replica while the forecast already asked for three would only
     measure the start-up."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     with console.status("waiting for each shard's first decision to be Ready (real Triton, model loading)"):
         while time.monotonic() < deadline:
-            ready, status = bridge.endpoints(), _status(custom, m)
+            ready, status = bridge.endpoints(), _status(kube, m)
             if all(s.name in status and len(ready.get(s.name, {})) >= max(m.spec.bounds(s)[0],
                    int(status[s.name].get("replicas", 0))) for s in m.spec.shards):
                 return
@@ -207,7 +205,7 @@ def _wait_settled(bridge: Bridge, custom: Any, m: Manifest, console: Console) ->
     raise RuntimeError(f"shards not Ready within {READY_TIMEOUT_SECONDS:.0f} s: {bridge.endpoints()}")
 
 
-def _watch(traffic: Traffic, bridge: Bridge, custom: Any, m: Manifest, duration: float,  # noqa: PLR0917
+def _watch(traffic: Traffic, bridge: Bridge, kube: Kube, m: Manifest, duration: float,  # noqa: PLR0917
            console: Console) -> list[Sample]:
     """Sample the loop every couple of seconds and show it, until the traffic has been sent."""
     samples: list[Sample] = []
@@ -215,7 +213,7 @@ def _watch(traffic: Traffic, bridge: Bridge, custom: Any, m: Manifest, duration:
     with Live(console=console, refresh_per_second=1, transient=False) as live:
         while time.monotonic() < end and not traffic.done:
             now = time.time()
-            status = _status(custom, m)
+            status = _status(kube, m)
             held = bridge.processes()
             for shard in m.spec.shards:
                 samples.append(Sample.of(now - (traffic.started_at or now), shard.name,
