@@ -8,11 +8,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from voxscale import names
 from voxscale.api import SpeechClusterSpec, parse_spec
-from voxscale.decide.types import PodCounts
+from voxscale.decide.types import PodCounts, ShardMetrics
 from voxscale.k8s import ShardPods
+from voxscale.metrics.protocol import ShardSelector
+from voxscale.series import History
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "speechcluster.yaml"
@@ -33,28 +37,96 @@ def spec_with(**overrides: Any) -> SpeechClusterSpec:
 
 @dataclass
 class RecordingKube:
-    """Kube's surface for a tick and for _metrics_source, recording every write."""
+    """The one fake of the operator's Kubernetes seam (handlers.OperatorAPI, which includes the
+    loop's ClusterAPI): in-memory Deployments and HPAs, and a record of every call and write.
 
-    secrets: dict[tuple[str, str, str], str]
+    A Deployment it has not seen has `default_replicas` (all Ready unless `ready` says fewer);
+    a shard in `broken` fails its read like an apiserver 500.
+    """
+
+    secrets: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(namespace, Secret, key) -> value."""
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Deployment name -> spec.replicas."""
+    ready: dict[str, int] = field(default_factory=dict)
+    hpas: dict[str, str] = field(default_factory=dict)
+    """Deployment name -> name of an HPA targeting it."""
+    broken: set[str] = field(default_factory=set)
+    existing_shards: set[str] = field(default_factory=set)
+    """Shards with child objects, as delete_shards_except lists them (apply adds to it)."""
+    default_replicas: int = 2
+    calls: list[str] = field(default_factory=list)
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    scaled: list[tuple[str, int]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
-    replicas: dict[str, int] = field(default_factory=dict)
-
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        return self.secrets[(namespace, name, key)]
+    secret_reads: list[str] = field(default_factory=list)
 
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
-        desired = self.replicas.setdefault(f"{cluster}-{shard}", 2)
-        return ShardPods(True, PodCounts(desired, desired, 0, 0, 0))
+        self.calls.append("read_shard")
+        if shard in self.broken:
+            raise RuntimeError("apiserver said 500")
+        name = names.shard_resource_name(cluster, shard)
+        desired = self.replicas.setdefault(name, self.default_replicas)
+        ready = min(desired, self.ready.get(name, desired))
+        return ShardPods(True, PodCounts(desired, ready=ready, warming=desired - ready))
 
     def scale(self, namespace: str, deployment: str, replicas: int) -> None:
+        self.calls.append("scale")
         self.replicas[deployment] = replicas
+        self.scaled.append((deployment, replicas))
 
     def hpa_targets(self, namespace: str) -> dict[str, str]:
-        return {}
+        self.calls.append("hpa_targets")
+        return self.hpas
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.calls.append("patch_status")
         self.statuses.append(status)
 
     def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
+        self.calls.append("event")
         self.events.append((type_, reason, message))
+
+    def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]:
+        self.calls.append("apply")
+        self.applied.append(obj)
+        shard = obj["metadata"].get("labels", {}).get(names.LABEL_SHARD)
+        if shard is not None:
+            self.existing_shards.add(shard)
+        return obj
+
+    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]:
+        self.calls.append("delete_shards_except")
+        removed = sorted(self.existing_shards - keep)
+        self.existing_shards &= keep
+        return removed
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
+        self.calls.append("read_secret_key")
+        self.secret_reads.append(name)
+        return self.secrets[(namespace, name, key)]
+
+
+@dataclass
+class FakeMetrics:
+    """A metrics source (handlers.ClosableSource) with a fixed rate (req/s) and latency per shard;
+    a shard's rate None = Prometheus has no data for it. History repeats the current rate."""
+
+    rate: dict[str, float | None]
+    latency_ms: float | None = 100.0
+    closed: bool = False
+
+    def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
+        rate = self.rate.get(selector.shard)
+        latency = self.latency_ms if rate is not None else None
+        errors = () if rate is not None else ("empty answer",)
+        return ShardMetrics(at=now, rate=rate, latency_ms=latency, errors=errors)
+
+    def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
+        n = int((end - start) // step) + 1
+        rate = self.rate.get(selector.shard)
+        return History.of(start, step, np.full(n, np.nan if rate is None else rate))
+
+    def close(self) -> None:
+        self.closed = True

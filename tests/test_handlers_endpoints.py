@@ -6,48 +6,18 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import responses
 
-from tests.helpers import example_doc
+from tests.helpers import RecordingKube, example_doc
 from voxscale import handlers, names
 from voxscale.cli import build_parser
-from voxscale.k8s import Kube
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.endpoints import AllowList
 
 APISERVER = "https://127.0.0.1:6443"
-
-
-@dataclass
-class RecordingKube:
-    applied: list[dict[str, Any]] = field(default_factory=list)
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    secret_reads: list[str] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
-
-    def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]:
-        self.applied.append(obj)
-        return obj
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.statuses.append(status)
-
-    def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
-        self.events.append((type_, reason, message))
-
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        self.secret_reads.append(name)
-        return "token"
-
-    def __getattr__(self, name: str) -> Any:  # read_shard, hpa_targets, scale: a tick would call them
-        self.calls.append(name)
-        raise AssertionError(f"a refused SpeechCluster must not reach Kube.{name}")
 
 
 def _body(url: str) -> dict[str, Any]:
@@ -66,7 +36,7 @@ def no_http() -> Iterator[responses.RequestsMock]:
 
 def test_a_url_off_the_allow_list_is_ready_false_naming_the_setting_and_applies_nothing() -> None:
     kube = RecordingKube()
-    assert handlers.validated_spec(_body(APISERVER), cast(Kube, kube), AllowList.default()) is None
+    assert handlers.validated_spec(_body(APISERVER), kube, AllowList.default()) is None
     [status] = kube.statuses
     [ready] = status["conditions"]
     assert (ready["type"], ready["status"]) == (names.CONDITION_READY, "False")
@@ -84,7 +54,7 @@ def test_a_url_off_the_allow_list_is_ready_false_naming_the_setting_and_applies_
 def test_an_operator_that_lists_the_url_accepts_the_same_spec() -> None:
     kube = RecordingKube()
     allowed = AllowList.parse([APISERVER])
-    assert handlers.validated_spec(_body(APISERVER), cast(Kube, kube), allowed) is not None
+    assert handlers.validated_spec(_body(APISERVER), kube, allowed) is not None
     assert kube.statuses == [] and kube.events == []
 
 
@@ -94,8 +64,7 @@ def test_the_daemon_sends_no_request_and_reads_no_secret_for_a_refused_url(
     kube = RecordingKube()
     sources = handlers.SourceCache(AllowList.default())
     for _ in range(3):
-        interval = asyncio.run(handlers._tick_once(_body(APISERVER), cast(Kube, kube),
-                                                   Loop(kube=cast(Kube, kube)), sources))
+        interval = asyncio.run(handlers._tick_once(_body(APISERVER), kube, Loop(kube), sources))
         assert interval == 30.0
     assert len(no_http.calls) == 0
     assert kube.secret_reads == [] and kube.calls == [] and kube.statuses == []
@@ -109,7 +78,7 @@ def test_the_source_cache_refuses_to_build_a_source_for_a_refused_url() -> None:
     assert spec is not None
     ref = ClusterRef("speech", "asr", "u-1", 4, body)
     with pytest.raises(handlers.EndpointNotAllowedError, match=r"169\.254\.169\.254:80 matches no"):
-        handlers.SourceCache(AllowList.default()).get(spec, ref, cast(Kube, kube))
+        handlers.SourceCache(AllowList.default()).get(spec, ref, kube)
     assert kube.secret_reads == []
 
 

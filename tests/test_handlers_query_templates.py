@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from tests.helpers import example_doc
-from tests.test_handlers import RecordingKube
+from tests.helpers import RecordingKube, example_doc
 from voxscale import names
 from voxscale.handlers import checked_spec, validated_spec
-from voxscale.k8s import Kube
 
 
 def _body(queries: dict[str, str]) -> dict[str, Any]:
@@ -33,7 +31,7 @@ def test_a_template_reading_outside_the_selector_sets_ready_false_invalid_spec(
     queries: dict[str, str], words: str
 ) -> None:
     kube = RecordingKube()
-    assert validated_spec(_body(queries), cast(Kube, kube)) is None
+    assert validated_spec(_body(queries), kube) is None
     [ready] = kube.statuses[0]["conditions"]
     assert (ready["status"], ready["reason"]) == ("False", names.REASON_INVALID_SPEC)
     assert f"spec.prometheus.queries.{next(iter(queries))}" in ready["message"]

@@ -3,74 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Hashable
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.helpers import spec_with
+from tests.helpers import FakeMetrics, RecordingKube, spec_with
+from voxscale import loop as loop_module
 from voxscale import names
 from voxscale.api import SpeechClusterSpec, SpeechClusterStatus
-from voxscale.decide.types import PodCounts, ShardMetrics
-from voxscale.k8s import ShardPods
+from voxscale.decide import decide
+from voxscale.decide.types import Decision, Forecast
+from voxscale.forecast import ForecastCache
 from voxscale.loop import ClusterRef, Loop
-from voxscale.metrics.protocol import ShardSelector
 from voxscale.series import History
 
 NOW = 1_700_000_000.0
-
-
-@dataclass
-class FakeKube:
-    replicas: dict[str, int]
-    ready: dict[str, int] = field(default_factory=dict)
-    hpas: dict[str, str] = field(default_factory=dict)
-    broken: set[str] = field(default_factory=set)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-    scaled: list[tuple[str, int]] = field(default_factory=list)
-
-    def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
-        name = names.shard_resource_name(cluster, shard)
-        if shard in self.broken:
-            raise RuntimeError("apiserver said 500")
-        desired = self.replicas[name]
-        ready = self.ready.get(name, desired)
-        return ShardPods(True, PodCounts(desired, ready=ready, warming=desired - ready))
-
-    def scale(self, namespace: str, deployment: str, replicas: int) -> None:
-        self.replicas[deployment] = replicas
-        self.scaled.append((deployment, replicas))
-
-    def hpa_targets(self, namespace: str) -> dict[str, str]:
-        return self.hpas
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.statuses.append(status)
-
-    def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
-        self.events.append((type_, reason, message))
-
-
-@dataclass
-class FakeMetrics:
-    """Per-shard rate (req/s) and latency; None = Prometheus has no data for it."""
-
-    rate: dict[str, float | None]
-    latency_ms: float | None = 100.0
-
-    def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
-        rate = self.rate.get(selector.shard)
-        latency = self.latency_ms if rate is not None else None
-        errors = () if rate is not None else ("empty answer",)
-        return ShardMetrics(at=now, rate=rate, latency_ms=latency, errors=errors)
-
-    def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
-        n = int((end - start) // step) + 1
-        rate = self.rate.get(selector.shard)
-        return History.of(start, step, np.full(n, np.nan if rate is None else rate))
 
 
 def _spec() -> SpeechClusterSpec:
@@ -89,8 +37,8 @@ def _tick(
     return asyncio.run(loop.tick(ref or _ref(), _spec(), metrics, now))
 
 
-def _kube(**replicas: int) -> FakeKube:
-    return FakeKube(replicas={f"asr-{k.replace('_', '-')}": v for k, v in replicas.items()})
+def _kube(**replicas: int) -> RecordingKube:
+    return RecordingKube(replicas={f"asr-{k.replace('_', '-')}": v for k, v in replicas.items()})
 
 
 def test_load_above_capacity_scales_up_with_an_event_and_status() -> None:
@@ -180,3 +128,49 @@ def test_a_restart_with_no_stored_state_holds_the_ready_count(stored: dict[str, 
     quiet = FakeMetrics({"eu-en": 10.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
     _tick(Loop(kube), quiet, NOW, _ref(stored))
     assert kube.replicas["asr-eu-en"] == 20
+
+
+def test_under_an_hpa_the_remembered_state_is_the_live_count_and_the_decision_is_left_as_decided(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decisions: list[Decision] = []
+
+    def recorded(*args: Any) -> Decision:
+        decisions.append(decide(*args))
+        return decisions[-1]
+
+    monkeypatch.setattr(loop_module, "decide", recorded)
+    kube = _kube(eu_en=2, eu_de_fr=2, us_en_es=2)
+    kube.hpas = {"asr-eu-en": "legacy-hpa"}
+    loop = Loop(kube)
+    status = _tick(loop, FakeMetrics({"eu-en": 140.0, "eu-de-fr": 20.0, "us-en-es": 20.0}))
+    decided = next(d for d in decisions if d.replicas > 2)  # eu-en: 140 req/s wants more than 2
+    assert decided.state.last_replicas == decided.replicas  # what decide() returned, untouched
+    assert loop.states[("u1", "eu-en")].last_replicas == 2  # what the loop keeps: nothing applied
+    eu_en = next(s for s in status.shards if s.name == "eu-en")
+    assert eu_en.scaler_state.last_replicas == 2 and eu_en.replicas == decided.replicas
+
+
+class HorizonCache(ForecastCache):
+    """A ForecastCache that records the horizon each forecast was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.horizons: list[float] = []
+
+    def forecast(self, key: Hashable, history: History, horizon_seconds: float, now: float,
+                 **settings: Any) -> Forecast | None:
+        self.horizons.append(horizon_seconds)
+        return super().forecast(key, history, horizon_seconds, now, **settings)
+
+
+def test_the_forecast_is_asked_for_the_horizon_the_decision_plans_for() -> None:
+    cheap = {"method": "seasonal-naive", "history": "2d", "refitEvery": "1h"}
+    spec = spec_with(scaling={"intervalSeconds": 10, "maxReplicas": 40, "forecast": cheap})
+    kube, cache = _kube(eu_en=2, eu_de_fr=2, us_en_es=2), HorizonCache()
+    loop = Loop(kube, forecasts=cache)
+    metrics = FakeMetrics({"eu-en": 140.0, "eu-de-fr": 20.0, "us-en-es": 20.0})
+    status = asyncio.run(loop.tick(_ref(), spec, metrics, NOW))
+    # 30 s declared warm-up (nothing learned yet) + the 10 s interval.
+    assert cache.horizons == [40.0] * 3
+    assert {s.horizon_seconds for s in status.shards} == {40.0}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.test_loop import FakeMetrics, _kube, _tick
+from tests.helpers import FakeMetrics
+from tests.test_loop import _kube, _tick
 from voxscale import names
 from voxscale.loop import Loop
 

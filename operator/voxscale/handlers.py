@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 from pydantic import ValidationError
 
 from voxscale import names
-from voxscale.api import SpeechClusterSpec, SpeechClusterStatus, parse_spec
+from voxscale.api import SpeechClusterSpec, parse_spec
 from voxscale.k8s import Kube
-from voxscale.loop import ClusterRef, Loop
+from voxscale.loop import ClusterAPI, ClusterRef, Loop, stored_status
 from voxscale.metrics.endpoints import AllowList
 from voxscale.metrics.prometheus import PrometheusSource
 from voxscale.metrics.promql import check_template
+from voxscale.metrics.protocol import MetricsSource
 from voxscale.render import Owner, render_shard
 from voxscale.render.status import set_condition
 
@@ -30,9 +32,36 @@ REAPPLY_EVERY_SECONDS = 60.0
 RETRY_DELAY_SECONDS = 30.0
 
 
-def _kube(memo: kopf.Memo) -> Kube:
-    kube: Kube = memo["kube"]
+class OperatorAPI(ClusterAPI, Protocol):
+    """What the handlers need from Kubernetes: a tick's calls, plus applying and deleting shard
+    objects and reading the Prometheus token (voxscale.k8s.Kube implements it)."""
+
+    def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]: ...
+    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]: ...
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str: ...
+
+
+class ClosableSource(MetricsSource, Protocol):
+    """A metrics source holding a connection pool (PrometheusSource): closed when replaced."""
+
+    def close(self) -> None: ...
+
+
+class Stopped(Protocol):
+    """kopf's DaemonStopped as the daemon uses it: true once stopping; wait(n) sleeps up to n s."""
+
+    def __bool__(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> Awaitable[object]: ...
+
+
+def _kube(memo: kopf.Memo) -> OperatorAPI:
+    kube: OperatorAPI = memo["kube"]
     return kube
+
+
+def _loop(memo: kopf.Memo) -> Loop:
+    loop: Loop = memo["loop"]
+    return loop
 
 
 def _endpoints(memo: kopf.Memo) -> AllowList:
@@ -81,7 +110,7 @@ def checked_spec(body: kopf.Body | dict[str, Any]) -> tuple[SpeechClusterSpec | 
 
 
 def validated_spec(
-    body: kopf.Body | dict[str, Any], kube: Kube, endpoints: AllowList | None = None
+    body: kopf.Body | dict[str, Any], kube: OperatorAPI, endpoints: AllowList | None = None
 ) -> SpeechClusterSpec | None:
     """The typed spec, or None after saying (condition + Event) what to fix.
 
@@ -101,14 +130,11 @@ def validated_spec(
     return spec
 
 
-def _refuse(body: kopf.Body | dict[str, Any], kube: Kube, reason: str, message: str) -> None:
+def _refuse(body: kopf.Body | dict[str, Any], kube: OperatorAPI, reason: str, message: str) -> None:
     """Ready=False with `reason` and `message`, and the same as a Warning Event."""
     now = datetime.now(UTC)
-    status = SpeechClusterStatus.model_validate(
-        {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-    )
     conditions = set_condition(
-        status.conditions,
+        stored_status(body).conditions,
         names.CONDITION_READY,
         False,
         reason=reason,
@@ -124,7 +150,9 @@ def _refuse(body: kopf.Body | dict[str, Any], kube: Kube, reason: str, message: 
     kube.event(dict(body), "Warning", reason, message, now)
 
 
-def reconcile_children(body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: Kube) -> list[str]:
+def reconcile_children(
+    body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: OperatorAPI
+) -> list[str]:
     """Apply every shard's objects; delete the objects of shards no longer in the spec."""
     meta = body["metadata"]
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
@@ -152,9 +180,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = f"{names.GROUP}/finalizer"
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    memo["kube"] = memo.get("kube") or Kube()
+    kube: OperatorAPI = memo.get("kube") or Kube()
+    memo["kube"] = kube
     memo["endpoints"] = _endpoints(memo)
-    memo["loop"] = Loop(kube=memo["kube"])
+    memo["loop"] = Loop(kube=kube)
 
 
 @kopf.on.probe(id="loop")
@@ -174,6 +203,7 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await asyncio.to_thread(reconcile_children, body, spec, kube)
     except Exception as err:
         raise kopf.TemporaryError(f"applying shard objects failed: {err}", delay=RETRY_DELAY_SECONDS) from err
+    _loop(memo).forget_shards_except(ClusterRef.of(body), {s.name for s in spec.shards})
     await asyncio.to_thread(
         kube.patch_status,
         body["metadata"]["namespace"],
@@ -182,23 +212,51 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     )
 
 
+@kopf.on.delete(*RESOURCE)
+async def forget_cluster(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A deleted SpeechCluster leaves nothing in this process: no state, forecast, history or
+    series (its children go with it: they carry its ownerReference)."""
+    _loop(memo).forget(ClusterRef.of(body))
+
+
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def control_loop(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Tick every spec.scaling.intervalSeconds; body is kopf's live view of the object."""
-    kube, loop, sources = _kube(memo), memo["loop"], SourceCache(_endpoints(memo))
-    last_apply = time.monotonic()
+    await run_daemon(body, _kube(memo), _loop(memo), SourceCache(_endpoints(memo)), stopped)
+
+
+async def run_daemon(
+    body: kopf.Body | dict[str, Any],
+    kube: OperatorAPI,
+    loop: Loop,
+    sources: SourceCache,
+    stopped: Stopped,
+    *,
+    now: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> None:
+    """The daemon's cycle: tick, re-apply owned fields every REAPPLY_EVERY_SECONDS, sleep out
+    the rest of the interval (a 10 s interval whose tick took 3 s sleeps 7 s), until stopped.
+
+    On the way out the cluster's source is closed and the Loop forgets it: a deleted cluster's
+    last tick can finish after the delete handler ran, and would leave its series behind.
+    """
+    last_apply = monotonic()
     try:
         while not stopped:
-            started = time.monotonic()
-            interval = await _tick_once(body, kube, loop, sources)
-            if time.monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
-                spec = _quiet_spec(body, sources.endpoints)
-                if spec is not None:
-                    await _safe_reapply(body, spec, kube)
-                last_apply = time.monotonic()
-            await stopped.wait(max(0.5, interval - (time.monotonic() - started)))
+            started = monotonic()
+            interval = await _tick_once(body, kube, loop, sources, now=now())
+            if monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
+                await _safe_reapply(body, kube, loop, sources.endpoints)
+                last_apply = monotonic()
+            await stopped.wait(max(0.5, interval - (monotonic() - started)))
     finally:
         sources.close()
+        loop.forget(ClusterRef.of(body))
+
+
+def _source(spec: SpeechClusterSpec, token: str | None) -> PrometheusSource:
+    return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
 
 
 @dataclass
@@ -212,10 +270,12 @@ class SourceCache:
     """
 
     endpoints: AllowList = field(default_factory=AllowList.default)
+    build: Callable[[SpeechClusterSpec, str | None], ClosableSource] = _source
+    """(spec, bearer token) -> a source; a fake one in tests."""
     key: tuple[str, float, str | None] | None = None
-    source: PrometheusSource | None = None
+    source: ClosableSource | None = None
 
-    def get(self, spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> PrometheusSource:
+    def get(self, spec: SpeechClusterSpec, ref: ClusterRef, kube: OperatorAPI) -> ClosableSource:
         refusal = endpoint_refusal(spec, self.endpoints)
         if refusal is not None:
             self.close()
@@ -224,7 +284,7 @@ class SourceCache:
         key = (spec.prometheus.model_dump_json(), spec.slo.quantile, token)
         if self.source is None or key != self.key:
             self.close()
-            self.source = _source(spec, token)
+            self.source = self.build(spec, token)
             self.key = key
         return self.source
 
@@ -234,45 +294,62 @@ class SourceCache:
         self.source, self.key = None, None
 
 
-async def _tick_once(body: kopf.Body, kube: Kube, loop: Loop, sources: SourceCache | None = None) -> float:
-    sources = sources or SourceCache()
+async def _tick_once(
+    body: kopf.Body | dict[str, Any],
+    kube: OperatorAPI,
+    loop: Loop,
+    sources: SourceCache | None = None,
+    *,
+    now: float | None = None,
+) -> float:
+    """One tick of one SpeechCluster; the seconds until the next. The daemon passes its own
+    SourceCache; a caller without one (a one-off tick) gets one closed when the tick ends."""
+    if sources is None:
+        one_off = SourceCache()
+        try:
+            return await _tick_once(body, kube, loop, one_off, now=now)
+        finally:
+            one_off.close()
     spec = _quiet_spec(body, sources.endpoints)
     if spec is None:
         return 30.0  # invalid spec or refused URL: the reconcile handler has said what to fix
-    meta = body["metadata"]
-    ref = ClusterRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation"), dict(body))
+    ref = ClusterRef.of(body)
     try:
         source = await asyncio.to_thread(sources.get, spec, ref, kube)
-        await loop.tick(ref, spec, source, now=time.time())
+        await loop.tick(ref, spec, source, now=time.time() if now is None else now)
     except Exception:
         log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
     return float(spec.scaling.interval_seconds)
 
 
-def _metrics_source(spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> PrometheusSource:
+def _metrics_source(spec: SpeechClusterSpec, ref: ClusterRef, kube: OperatorAPI) -> PrometheusSource:
     return _source(spec, _token(spec, ref, kube))
 
 
-def _token(spec: SpeechClusterSpec, ref: ClusterRef, kube: Kube) -> str | None:
+def _token(spec: SpeechClusterSpec, ref: ClusterRef, kube: OperatorAPI) -> str | None:
     secret = spec.prometheus.bearer_token_secret_ref
     return None if secret is None else kube.read_secret_key(ref.namespace, secret.name, secret.key)
 
 
-def _source(spec: SpeechClusterSpec, token: str | None) -> PrometheusSource:
-    return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
-
-
-def _quiet_spec(body: kopf.Body, endpoints: AllowList) -> SpeechClusterSpec | None:
+def _quiet_spec(body: kopf.Body | dict[str, Any], endpoints: AllowList) -> SpeechClusterSpec | None:
     """The spec the daemon may act on: valid, and its Prometheus URL on the allow-list."""
     spec = checked_spec(body)[0]
     return spec if spec is not None and endpoint_refusal(spec, endpoints) is None else None
 
 
-async def _safe_reapply(body: kopf.Body, spec: SpeechClusterSpec, kube: Kube) -> None:
+async def _safe_reapply(
+    body: kopf.Body | dict[str, Any], kube: OperatorAPI, loop: Loop, endpoints: AllowList
+) -> None:
+    """Undo hand edits of owned fields; a shard that left the spec meanwhile is deleted and forgotten."""
+    spec = _quiet_spec(body, endpoints)
+    if spec is None:
+        return
     try:
         await asyncio.to_thread(reconcile_children, body, spec, kube)
     except Exception:
         log.exception("periodic re-apply failed; next attempt in %.0f s", REAPPLY_EVERY_SECONDS)
+        return
+    loop.forget_shards_except(ClusterRef.of(body), {s.name for s in spec.shards})
 
 
 def run_operator(

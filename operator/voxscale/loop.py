@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -34,10 +35,18 @@ log = logging.getLogger(__name__)
 
 
 class ShardPodsLike(Protocol):
-    exists: bool
-    counts: PodCounts
-    warmups: tuple[tuple[float, float], ...]
-    pending_reasons: tuple[str, ...]
+    """A shard's Deployment and pods as the API sees them (voxscale.k8s.ShardPods)."""
+
+    @property
+    def exists(self) -> bool: ...
+    @property
+    def counts(self) -> PodCounts:
+        """Live counts: `desired` is the Deployment's spec.replicas now, hand edits included."""
+        ...
+    @property
+    def warmups(self) -> tuple[tuple[float, float], ...]: ...
+    @property
+    def pending_reasons(self) -> tuple[str, ...]: ...
 
 
 class ClusterAPI(Protocol):
@@ -58,6 +67,12 @@ class ClusterRef:
     generation: int | None
     body: dict[str, Any]
     """The SpeechCluster as last seen (for Events' involvedObject and stored status)."""
+
+    @classmethod
+    def of(cls, body: Any) -> ClusterRef:
+        """The reference to a SpeechCluster object (a kopf Body or its dict)."""
+        meta = body["metadata"]
+        return cls(meta["namespace"], meta["name"], meta["uid"], meta.get("generation"), dict(body))
 
 
 @dataclass(frozen=True)
@@ -93,12 +108,48 @@ class Loop:
     ) -> SpeechClusterStatus:
         with telemetry.TICK.labels(ref.namespace, ref.name).time():
             hpas = await _safe(asyncio.to_thread(self.kube.hpa_targets, ref.namespace), {})
-            ctx = TickContext(ref, spec, source, hpas, _stored_status(ref.body), now)
+            ctx = TickContext(ref, spec, source, hpas, stored_status(ref.body), now)
             reports = await asyncio.gather(*(self._tick_shard(ctx, shard) for shard in spec.shards))
+            self.forget_shards_except(ref, {shard.name for shard in spec.shards})
             status = cluster_status(reports, ctx.previous, _utc(now), ref.generation)
             body = status.model_dump(by_alias=True, mode="json", exclude_none=True)
             await asyncio.to_thread(self.kube.patch_status, ref.namespace, ref.name, body)
         return status
+
+    def forget(self, ref: ClusterRef, shards: Collection[str] | None = None) -> None:
+        """Drop all this process holds for a deleted cluster (shards None) or for shards that
+        left its spec: state, announced problems, fitted forecasts, history and exported series.
+
+        Without it every SpeechCluster ever seen keeps ~80 KB of history per shard, its fitted
+        paths, and ~20 series per shard frozen at their last values on /metrics.
+        """
+        for key in self._keys(ref):
+            if shards is None or key[1] in shards:
+                self.states.pop(key, None)
+                self.problems.pop(key, None)
+                self.forecasts.forget(key)
+                self.histories.forget(key)
+        telemetry.forget(ref.namespace, ref.name, shards)
+
+    def forget_shards_except(self, ref: ClusterRef, keep: Collection[str]) -> set[str]:
+        """Forget the cluster's shards not in `keep` (its spec's shards); returns those forgotten."""
+        gone = self.shards(ref) - set(keep)
+        if gone:
+            self.forget(ref, gone)
+        return gone
+
+    def shards(self, ref: ClusterRef) -> set[str]:
+        """The shards of `ref` this process holds anything for."""
+        return {shard for _, shard in self._keys(ref)}
+
+    def _keys(self, ref: ClusterRef) -> set[tuple[str, str]]:
+        """Every (uid, shard) key of `ref` in any of the four stores (the caches key by Hashable)."""
+        held = {*self.states, *self.problems, *self.forecasts.keys(), *self.histories.keys()}
+        return {
+            (ref.uid, str(key[1]))
+            for key in held
+            if isinstance(key, tuple) and len(key) == 2 and key[0] == ref.uid
+        }
 
     async def _tick_shard(self, ctx: TickContext, shard: ShardSpec) -> ShardReport:
         try:
@@ -122,36 +173,35 @@ class Loop:
             missing = (("ShardMissing", "Deployment not created yet"),)
             return ShardReport(stored or ShardStatus(name=shard.name), (), missing)
         policy = Policy.from_spec(ctx.spec, shard.name)
+        live = pods.counts.desired  # the Deployment's spec.replicas now, a hand edit included
         # After a restart with no stored state, hold what is running (or already asked for).
-        floor = max(pods.counts.ready, pods.counts.desired)
-        state = _learn_warmups(self._state(ctx, shard.name, floor), pods.warmups)
+        state = _learn_warmups(self._state(ctx, shard.name, max(pods.counts.ready, live)), pods.warmups)
         obs, forecast = await self._observe(ctx, shard, pods, state, horizon_seconds(policy, state))
         decision = decide(obs, forecast, policy, state, ctx.now)
-        deployment = names.shard_resource_name(ref.name, shard.name)
-        if deployment in ctx.hpas:
-            # Nothing is applied while an HPA owns the count, so "what we asked for" stays what
-            # is live: remembering the unapplied 4 would make the first scale after the HPA is
-            # deleted read as undoing a hand edit (DriftCorrected "1 -> 4") instead of ScaledUp.
-            kept = decision.state.model_copy(update={"last_replicas": pods.counts.desired})
-            decision = replace(decision, state=kept)
-        self.states[(ref.uid, shard.name)] = decision.state
+        hpa = ctx.hpas.get(names.shard_resource_name(ref.name, shard.name))
+        remembered = _remembered_state(decision.state, live, hpa_owned=hpa is not None)
+        self.states[(ref.uid, shard.name)] = remembered
         last_scale = stored.last_scale_time if stored else None
-        if deployment not in ctx.hpas and decision.replicas != pods.counts.desired:
-            await self._scale(ctx, shard.name, pods.counts.desired, obs.pods.desired, decision)
+        if hpa is None and decision.replicas != live:
+            await self._scale(ctx, shard.name, live, obs.pods.desired, decision)
             last_scale = _utc(ctx.now)
         status = shard_status(shard.name, decision, obs, forecast, last_scale)
+        status = status.model_copy(update={"scaler_state": remembered})
+        self._export(ctx, policy, status, metrics_ok=obs.metrics.usable)
+        problems = _problems(decision, pods, hpa)
+        await self._announce(ctx, shard.name, problems)
+        return ShardReport(status, _metric_errors(obs.metrics), problems)
+
+    def _export(self, ctx: TickContext, policy: Policy, status: ShardStatus, *, metrics_ok: bool) -> None:
         telemetry.export_shard(
-            ref.namespace,
-            ref.name,
+            ctx.ref.namespace,
+            ctx.ref.name,
             status,
             slo_ms=ctx.spec.slo.latency_ms,
             capacity_rps=policy.capacity.rate_for(status.ready_replicas),
             replica_slo_rps=policy.capacity_rps,
-            metrics_ok=obs.metrics.usable,
+            metrics_ok=metrics_ok,
         )
-        problems = _problems(decision, pods, ctx.hpas.get(deployment))
-        await self._announce(ctx, shard.name, problems)
-        return ShardReport(status, _metric_errors(obs.metrics), problems)
 
     async def _announce(self, ctx: TickContext, shard: str, problems: tuple[tuple[str, str], ...]) -> None:
         """A Warning Event when a shard newly enters a problem (HPA conflict, pods pending,
@@ -171,12 +221,7 @@ class Loop:
         selector = ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name)
         metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
         forecast = await self._forecast(ctx, selector, horizon)
-        # decide() compares against what *we* last asked for: a `kubectl scale` by hand is
-        # drift to undo, not a new baseline.
-        live = pods.counts
-        asked = state.last_replicas if state.last_replicas is not None else live.desired
-        counts = PodCounts(asked, live.ready, live.warming, live.pending, live.terminating)
-        return Observation(metrics, counts), forecast
+        return Observation(metrics, _as_asked(pods.counts, state)), forecast
 
     async def _scale(self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision) -> None:
         ref = ctx.ref
@@ -217,6 +262,24 @@ class Loop:
             quantile=f.quantile,
             method=f.method,
         )
+
+
+def _as_asked(live: PodCounts, state: ScalerState) -> PodCounts:
+    """The pods as decide() sees them: `desired` is what *we* last asked for, not the live
+    spec.replicas, so a `kubectl scale --replicas=12` over our 3 is drift to undo (3), not a
+    new baseline. Before anything was asked (first tick, no stored state) the two agree."""
+    asked = state.last_replicas if state.last_replicas is not None else live.desired
+    return replace(live, desired=asked)
+
+
+def _remembered_state(state: ScalerState, live: int, *, hpa_owned: bool) -> ScalerState:
+    """The state to keep for the next tick: the decision's, except under an HPA.
+
+    Nothing is applied while an HPA owns the count, so "what we asked for" stays what is live:
+    remembering an unapplied 4 over a live 1 would make the first scale after the HPA is
+    deleted read as undoing a hand edit (DriftCorrected "1 -> 4") instead of ScaledUp.
+    """
+    return state.model_copy(update={"last_replicas": live}) if hpa_owned else state
 
 
 def _learn_warmups(state: ScalerState, warmups: tuple[tuple[float, float], ...]) -> ScalerState:
@@ -266,7 +329,9 @@ def _metric_errors(metrics: ShardMetrics) -> tuple[str, ...]:
     return metrics.errors or ("no request rate",)
 
 
-def _stored_status(body: dict[str, Any]) -> SpeechClusterStatus:
+def stored_status(body: Any) -> SpeechClusterStatus:
+    """The status stored on a SpeechCluster (a kopf Body or its dict), kopf's own keys left out;
+    an empty one when it cannot be read (hand-edited, or written by an older version)."""
     raw = body.get("status") or {}
     try:
         return SpeechClusterStatus.model_validate({k: v for k, v in raw.items() if k != "kopf"})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from voxscale.api import ShardStatus
 
@@ -85,3 +87,53 @@ def export_shard(
 
 def count_scale(namespace: str, cluster: str, shard: str, before: int, after: int) -> None:
     SCALE_EVENTS.labels(namespace, cluster, shard, "up" if after > before else "down").inc()
+
+
+_SERIES: tuple[tuple[MetricWrapperBase, tuple[str, ...]], ...] = (
+    (DESIRED, (*_SHARD, "term")),
+    (READY, _SHARD),
+    (WARMING, _SHARD),
+    (PENDING, _SHARD),
+    (OBSERVED_RATE, _SHARD),
+    (FORECAST_RATE, _SHARD),
+    (LATENCY, _SHARD),
+    (CAPACITY, _SHARD),
+    (PLANNED_RATE, _SHARD),
+    (REPLICA_SLO_RATE, _SHARD),
+    (SLO, _SHARD),
+    (HORIZON, _SHARD),
+    (MODE, (*_SHARD, "mode")),
+    (METRIC_FAILURES, _SHARD),
+    (SCALE_EVENTS, (*_SHARD, "direction")),
+    (TICK, ("namespace", "cluster")),
+)
+"""Every labelled metric above with its label names in declaration order (what remove() takes)."""
+
+
+def forget(namespace: str, cluster: str, shards: Collection[str] | None = None) -> int:
+    """Remove every exported series of a cluster (shards None) or of those of its shards.
+
+    A deleted cluster's or a removed shard's series would otherwise be scraped forever, frozen at
+    their last values: 22 label sets per shard (7 terms, 4 modes, 11 gauges) plus its counters,
+    and the cluster's tick histogram. Returns how many label sets were removed.
+    """
+    wanted = None if shards is None else set(shards)
+    removed = 0
+    for metric, label_names in _SERIES:
+        for labels in _label_sets(metric, label_names):
+            mine = labels["namespace"] == namespace and labels["cluster"] == cluster
+            if mine and (wanted is None or labels.get("shard") in wanted):
+                with contextlib.suppress(KeyError):  # removed meanwhile by another tick
+                    metric.remove(*(labels[name] for name in label_names))
+                    removed += 1
+    return removed
+
+
+def _label_sets(metric: MetricWrapperBase, label_names: tuple[str, ...]) -> list[dict[str, str]]:
+    """The distinct label sets `metric` exports (a histogram's `le` and suffixes folded away)."""
+    seen: dict[tuple[str, ...], dict[str, str]] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            key = tuple(sample.labels.get(name, "") for name in label_names)
+            seen.setdefault(key, dict(zip(label_names, key, strict=True)))
+    return list(seen.values())

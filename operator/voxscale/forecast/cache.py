@@ -126,9 +126,13 @@ class ForecastCache:
         return entry.path.window(now, horizon_seconds, level)
 
     def forget(self, key: Hashable) -> None:
-        """Drop a key (a shard that was removed)."""
+        """Drop a key (a shard that was removed): its fitted path and its scored errors."""
         self._entries.pop(key, None)
         self._errors.pop(key, None)
+
+    def keys(self) -> set[Hashable]:
+        """Every key holding a fitted path or scored errors."""
+        return set(self._entries) | set(self._errors)
 
     def _refit(
         self,
