@@ -19,6 +19,7 @@ from voxscale_lab.devcluster import ClusterError, Kubectl, up
 from voxscale_lab.devcluster.binaries import ensure_binaries
 from voxscale_lab.devcluster.components import Layout
 from voxscale_lab.devcluster.fleet import attach_fleet, detach_fleet
+from voxscale_lab.harness.prometheus import PrometheusServer, require_binary_for_test, run_prometheus
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,14 +90,13 @@ def speechcluster_crd(kubectl: Kubectl) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real, empty Prometheus on a loopback port (the integration tests' server, reused as is).
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real, empty Prometheus on a loopback port (the lab harness's, as the integration tests use).
 
-    Yields `tests.integration.prometheus_server.PrometheusServer`. A test that needs history
-    calls that module's `backfill` and then `run_prometheus` itself (blocks load at start-up).
+    Yields `voxscale_lab.harness.prometheus.PrometheusServer`. A test that needs history calls
+    that module's `backfill` and then `run_prometheus` itself (blocks load at start-up).
     """
-    from tests.integration.prometheus_server import run_prometheus
-
+    require_binary_for_test("prometheus")
     data_dir = tmp_path_factory.mktemp("prometheus") / "data"
     data_dir.mkdir()
     with run_prometheus(data_dir) as server:

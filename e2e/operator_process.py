@@ -1,110 +1,31 @@
-"""`voxscale run` as a subprocess against the cluster under test: bounded start/stop, log kept.
+"""The operator under test in e2e scenarios: one per module, a fresh namespace per test, diagnostics.
 
-Also the per-test namespace an operator watches (by glob) and the diagnostics a failing
-scenario prints: the operator's log tail and `kubectl get -o yaml` of what it manages.
+`OperatorProcess` (`voxscale run` as a subprocess: bounded start/stop, log kept) is the lab
+harness's, re-exported here. This module adds the per-test namespace the operator watches and
+what a failing scenario prints: the operator's log tail and `kubectl get -o yaml` of what it manages.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from tests.integration.prometheus_server import free_port
 
-from e2e.helpers import eventually, example_speechcluster
 from voxscale import names
 from voxscale_lab.devcluster import Kubectl
+from voxscale_lab.harness.manifests import example_speechcluster
+from voxscale_lab.harness.operator_process import OperatorProcess
+from voxscale_lab.harness.waiting import eventually
 
-START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 15.0
 # What a failing scenario prints, besides the operator's log.
 DUMPED_KINDS = "speechclusters,deployments,pods,poddisruptionbudgets,horizontalpodautoscalers"
-
-
-@dataclass
-class OperatorProcess:
-    """One `voxscale run`: cluster-wide, or watching the namespaces matching `pattern` (a kopf glob).
-
-    `allowed` is its metrics-endpoint allow-list: the scenarios' Prometheus listens on a loopback
-    port, which the default (in-cluster Services only) refuses.
-    """
-
-    kubeconfig: Path
-    pattern: str
-    log_path: Path
-    allowed: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    liveness_port: int = field(default_factory=free_port)
-
-    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        """Spawn the operator and wait until kopf's liveness endpoint answers 200."""
-        assert self.process is None or self.process.poll() is not None, "operator already running"
-        self.liveness_port, metrics_port = free_port(), free_port()
-        scope = ["--namespace", self.pattern] if self.pattern else []
-        scope += [f"--allowed-metrics-endpoint={entry}" for entry in self.allowed]
-        cmd = [sys.executable, "-m", "voxscale.cli", "run", *scope,
-               "--liveness-port", str(self.liveness_port), "--metrics-port", str(metrics_port)]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env)
-        try:
-            eventually("the operator's liveness endpoint", self._alive, timeout=timeout)
-        except AssertionError:
-            self.kill()
-            raise AssertionError(f"voxscale run did not become live:\n{self.log_tail()}") from None
-
-    def _alive(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"voxscale run exited {self.process.returncode}:\n{self.log_tail()}")
-        try:
-            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-            return requests.get(url, timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
-        """SIGTERM (kopf stops its daemons), then SIGKILL after the bound; returns the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return self.kill()
-
-    def kill(self) -> int | None:
-        """SIGKILL: no cleanup at all, as when a node dies under the operator."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.kill()
-        return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-    def log_tail(self, chars: int = 8000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def log_since(self, offset: int) -> str:
-        return self.log_path.read_text(errors="replace")[offset:] if self.log_path.exists() else ""
-
-    def log_size(self) -> int:
-        return len(self.log_path.read_text(errors="replace")) if self.log_path.exists() else 0
 
 
 @contextmanager

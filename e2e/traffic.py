@@ -6,6 +6,7 @@ latency; the counters grow at that rate in real time, integrated at every scrape
 labels the operator's PromQL selects: namespace, pod, voxscale_cluster, voxscale_shard, model.
 The load is reported as given on one stand-in pod per shard (`<cluster>-<shard>-load`): kwok pods
 serve nothing, so spreading a made-up number over them would add nothing but noise.
+`history_openmetrics` (a backfilled past for a rate function) is the lab harness's, re-exported.
 """
 
 from __future__ import annotations
@@ -21,17 +22,12 @@ from typing import Any
 
 import requests
 import yaml
-from tests.integration.prometheus_server import (
-    PrometheusServer,
-    Sample,
-    _start,
-    _wait_ready,
-    backfill,
-    free_port,
-    openmetrics,
-)
 
-from e2e.helpers import eventually
+from voxscale_lab.harness import prometheus
+from voxscale_lab.harness.backfill import history_openmetrics  # noqa: F401 (the scenarios' import)
+from voxscale_lab.harness.ports import free_port
+from voxscale_lab.harness.prometheus import PrometheusServer, backfill, require_binary_for_test
+from voxscale_lab.harness.waiting import eventually
 
 Rate = float | Callable[[float], float]
 Latency = float | Callable[[float], float]
@@ -196,19 +192,6 @@ def queueing_latency_ms(rate: float, ready: int, *, capacity_rps: float, slo_ms:
     return min(ceiling_ms, service_ms / (1.0 - rho)) if rho < 1.0 else ceiling_ms
 
 
-def history_openmetrics(labels: dict[str, str], rate: Callable[[float], float], start: float,
-                        end: float, step: float) -> tuple[str, float]:
-    """A success-counter history integrating `rate` over [start, end]; returns text and final count."""
-    samples: list[Sample] = []
-    total, t = 0.0, start
-    while t <= end:
-        samples.append(Sample("nv_inference_request_success", labels, total, t))
-        total += step * (rate(t) + rate(t + step)) / 2
-        t += step
-    final = samples[-1].value
-    return openmetrics({"nv_inference_request_success": ("counter", samples)}), final
-
-
 @dataclass
 class Telemetry:
     """The traffic server and the Prometheus scraping it every second (stoppable, same port)."""
@@ -226,8 +209,8 @@ class Telemetry:
         config = self.data_dir.parent / "prometheus.yml"
         config.write_text(yaml.safe_dump(_scrape_config(self.traffic.target)))
         log = self.data_dir.parent / "prometheus.log"
-        self.server = _start(self.data_dir, config, self.port, log)
-        if not _wait_ready(self.server, 60):
+        self.server = prometheus.start(self.data_dir, config, self.port, log)
+        if not prometheus.wait_ready(self.server, 60):
             raise RuntimeError(f"prometheus did not become ready:\n{self.server.log_tail()}")
         eventually("Prometheus to scrape the traffic server", self._scraping, timeout=30)
 
@@ -242,14 +225,11 @@ class Telemetry:
 
 
 def _scrape_config(target: str) -> dict[str, Any]:
-    return {
-        "global": {"scrape_interval": f"{SCRAPE_SECONDS:g}s", "evaluation_interval": "15s"},
-        "scrape_configs": [{
-            "job_name": "traffic", "honor_labels": True,
-            "scrape_interval": f"{SCRAPE_SECONDS:g}s", "scrape_timeout": f"{SCRAPE_SECONDS:g}s",
-            "static_configs": [{"targets": [target]}],
-        }],
-    }
+    every = f"{SCRAPE_SECONDS:g}s"
+    return prometheus.config([{
+        "job_name": "traffic", "honor_labels": True, "scrape_interval": every, "scrape_timeout": every,
+        "static_configs": [{"targets": [target]}],
+    }], scrape_interval=every)
 
 
 @contextmanager
@@ -260,10 +240,12 @@ def telemetry(workdir: Path,
     `history` gets the server so that it can label the backfilled series with the scrape's own
     job/instance: the live counter then continues the backfilled one as a single series.
     """
+    require_binary_for_test("prometheus")
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True)
     traffic = TrafficServer()
     if history is not None:
+        require_binary_for_test("promtool")
         backfill(history(traffic), data_dir)
     tel = Telemetry(traffic, data_dir, free_port())
     try:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from e2e.helpers import eventually, example_speechcluster, install_crd
 
 from tests.test_chart import RELEASE, RELEASE_NS, render
 from voxscale_lab.devcluster import ClusterError, Kubectl, LocalCluster, up
+from voxscale_lab.harness.manifests import example_speechcluster, install_crd
+from voxscale_lab.harness.operator_process import OperatorProcess
+from voxscale_lab.harness.ports import free_port
+from voxscale_lab.harness.waiting import eventually
 
 TOKEN = "live-rbac-token-7c1d"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -36,18 +35,11 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
         cluster.down()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _speechcluster(ns: str) -> dict[str, Any]:
     # Prometheus on a closed port: metrics fail, so after 2 ticks the fallback floor (3) scales.
     sc = example_speechcluster(ns)
     sc["spec"]["prometheus"] = {
-        "url": f"http://127.0.0.1:{_free_port()}",
+        "url": f"http://127.0.0.1:{free_port()}",
         "timeoutSeconds": 1,
         "bearerTokenSecretRef": {"name": "prometheus-token", "key": "token"},
     }
@@ -81,21 +73,6 @@ def _whole_job(kubectl: Kubectl, ns: str) -> None:
     eventually("finalizer released", lambda: not kubectl.json("get", "speechclusters", "-n", ns)["items"], 60)
 
 
-def _run_operator(kubeconfig: Path, args: list[str], log: Path, job: Callable[[], None]) -> str:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    ports = [f"--liveness-port={_free_port()}", f"--metrics-port={_free_port()}"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voxscale.cli", "run", *ports, *args], env=env, stdout=out, stderr=out
-        )
-        try:
-            job()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    return log.read_text()
-
-
 @pytest.mark.parametrize("mode", ["cluster", "namespaced"])
 def test_the_operator_does_its_whole_job_with_only_the_charts_rbac(
     mode: str, kubectl: Kubectl, tmp_path: Path
@@ -110,9 +87,15 @@ def test_the_operator_does_its_whole_job_with_only_the_charts_rbac(
     kubectl.apply(*rbac)
     try:
         sa = kubectl.kubeconfig_for_service_account(RELEASE_NS, RELEASE, tmp_path)
-        args = ["--namespace", ns] if mode == "namespaced" else []
-        args.append("--allowed-metrics-endpoint=127.0.0.1")  # the closed loopback port below
-        log = _run_operator(sa, args, tmp_path / "operator.log", lambda: _whole_job(kubectl, ns))
+        watched = ns if mode == "namespaced" else ""
+        # Allowed: the closed loopback port the SpeechCluster names.
+        operator = OperatorProcess(sa, watched, tmp_path / "operator.log", ("127.0.0.1",))
+        operator.start()
+        try:
+            _whole_job(kubectl, ns)
+        finally:
+            operator.stop(timeout=30)
+        log = operator.log_since(0)
     finally:
         kubectl.run("delete", "-f", "-", "--ignore-not-found", stdin=yaml.safe_dump_all(rbac[1:]))
     assert "forbidden" not in log.lower(), log

@@ -8,8 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_server import PrometheusServer, backfill, require_binary, run_prometheus
 from triton_history import STEP, TritonHistory
+
+from voxscale_lab.harness.prometheus import (
+    PrometheusServer,
+    backfill,
+    require_binary_for_test,
+    run_prometheus,
+)
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +36,8 @@ def prometheus(
     triton_history: TritonHistory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusServer]:
     """A real Prometheus (Debian's binary) backfilled with `triton_history`; fails without it."""
-    require_binary("prometheus")
-    require_binary("promtool")
+    require_binary_for_test("prometheus")
+    require_binary_for_test("promtool")
     data_dir: Path = tmp_path_factory.mktemp("prometheus") / "data"
     backfill(triton_history.to_openmetrics(), data_dir)
     with run_prometheus(data_dir) as server:

@@ -28,8 +28,8 @@ from voxscale_lab.demo.report import Sample, Summary, summarize, write_plot
 from voxscale_lab.demo.traffic import TIME_SCALE, ShardTrace, Traffic, compressed_window, live_arrivals
 from voxscale_lab.demo.view import render_view
 from voxscale_lab.devcluster import NodeShape, Topology, up
-from voxscale_lab.devcluster.prometheus import free_port
 from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION
+from voxscale_lab.harness.ports import free_port
 from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, worker_spec
 
 # 2 regions x 2 zones x 2 nodes x 4 GPUs = 16 GPUs per region: room for 2 shards at maxReplicas 8.

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import signal
+import math
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from voxscale import names
 from voxscale.series import History
 from voxscale_lab.devcluster import LocalCluster
-from voxscale_lab.devcluster.prometheus import (
-    PrometheusServer,
-    Sample,
-    backfill,
-    free_port,
-    openmetrics,
-    run_prometheus,
-)
+from voxscale_lab.harness import backfill as harness_backfill
+from voxscale_lab.harness import operator_process
+from voxscale_lab.harness.prometheus import PrometheusServer, backfill, run_prometheus
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "voxscale"
@@ -37,16 +26,17 @@ START_TIMEOUT_SECONDS = 90.0
 
 
 def history_openmetrics(labels: dict[str, str], series: History, end: float) -> str:
-    """Triton's success counter as it would have grown under `series` up to `end` (OpenMetrics)."""
-    samples: list[Sample] = []
-    total, t = 0.0, max(series.start, end - len(series) * series.step)
-    while t < end:
-        i = min(len(series) - 1, max(0, int((t - series.start) // series.step)))
-        rate = float(series.values[i]) if series.values[i] == series.values[i] else 0.0
-        samples.append(Sample("nv_inference_request_success", labels, total, t))
-        total += rate * BACKFILL_STEP_SECONDS
-        t += BACKFILL_STEP_SECONDS
-    return openmetrics({"nv_inference_request_success": ("counter", samples)}).removesuffix("# EOF\n")
+    """Triton's success counter as it would have grown under `series` up to `end` (OpenMetrics, no
+    `# EOF`: shards are joined); each step holds its value, a missing one (NaN) counts as 0."""
+
+    def rate(t: float) -> float:
+        value = float(series.values[min(len(series) - 1, max(0, int((t - series.start) // series.step)))])
+        return 0.0 if math.isnan(value) else value
+
+    start = max(series.start, end - len(series) * series.step)
+    text, _ = harness_backfill.history_openmetrics(labels, rate, start, end, BACKFILL_STEP_SECONDS,
+                                                   rule="left", closed=False)
+    return text.removesuffix("# EOF\n")
 
 
 def backfill_history(data_dir: Path, namespace: str, cluster: str, model: str,  # noqa: PLR0917
@@ -97,58 +87,13 @@ def install_chart(cluster: LocalCluster, watched: str, log: Path) -> Path:
     return cluster.kubeconfig_for_service_account(OPERATOR_NAMESPACE, RELEASE)
 
 
-@dataclass
-class OperatorProcess:
-    """`voxscale run` as a local process with a kubeconfig; live once kopf's /healthz answers.
+class OperatorProcess(operator_process.OperatorProcess):
+    """The demo's `voxscale run`: one namespace, a fixed metrics port its Prometheus scrapes, a
+    session of its own (Ctrl-C reaches the demo, which stops the operator after the traffic), the
+    work dir in its command line for the teardown check, and 90 s to become live."""
 
-    `allowed`: its metrics-endpoint allow-list (empty: the default, in-cluster Services only).
-    """
-
-    kubeconfig: Path
-    namespace: str
-    log_path: Path
-    metrics_port: int
-    allowed: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        liveness = free_port()
-        # `-X pycache_prefix=<work dir>` is harmless and puts the work dir in the command line,
-        # so the teardown check (`pgrep -f <work dir>`) sees the operator like every other part.
-        cmd = [sys.executable, "-X", f"pycache_prefix={self.log_path.parent / 'pycache'}",
-               "-m", "voxscale.cli", "run", "--namespace", self.namespace,
-               "--liveness-port", str(liveness), "--metrics-port", str(self.metrics_port),
-               *(f"--allowed-metrics-endpoint={entry}" for entry in self.allowed)]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            # Own session: Ctrl-C reaches the demo, which stops the operator after the traffic.
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"voxscale run exited {self.process.returncode}; see {self.log_path}")
-            try:
-                if requests.get(f"http://127.0.0.1:{liveness}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"voxscale run not live within {START_TIMEOUT_SECONDS:.0f} s; see {self.log_path}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
-
-    def metrics(self) -> str:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except requests.RequestException:
-            return ""
+    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, metrics_port: int,
+                 allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(kubeconfig, namespace, log_path, allowed, metrics_port=metrics_port,
+                         start_timeout=START_TIMEOUT_SECONDS, pycache_prefix=log_path.parent / "pycache",
+                         own_session=True)
