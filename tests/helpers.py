@@ -14,8 +14,8 @@ import yaml
 from voxscale import names
 from voxscale.api import SpeechClusterSpec, parse_spec
 from voxscale.decide.types import PodCounts, ShardMetrics
-from voxscale.k8s import ShardPods
 from voxscale.metrics.protocol import ShardSelector
+from voxscale.pods import ShardPods
 from voxscale.series import History
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ class RecordingKube:
 
 @dataclass
 class FakeMetrics:
-    """A metrics source (handlers.ClosableSource) with a fixed rate (req/s) and latency per shard;
+    """A metrics source (sources.ClosableSource) with a fixed rate (req/s) and latency per shard;
     a shard's rate None = Prometheus has no data for it. History repeats the current rate."""
 
     rate: dict[str, float | None]

@@ -17,6 +17,7 @@ from tests.helpers import RecordingKube, spec_with
 from voxscale import handlers
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.protocol import ShardSelector
+from voxscale.sources import SourceCache, metrics_source
 
 TOKEN = "vx-9f3c1e7a-TOKEN-do-not-log"
 URL = "http://prometheus.monitoring.svc:9090"  # on the default metrics-endpoint allow-list
@@ -96,7 +97,7 @@ def test_the_token_is_in_no_log_record_repr_or_error_even_at_debug(
     spec = handlers.validated_spec(body, _kube())
     assert spec is not None
     ref = ClusterRef("speech", "asr", "u-1", 1, body)
-    source = handlers._metrics_source(spec, ref, _kube())
+    source = metrics_source(spec, ref, _kube())
     selector = ShardSelector("speech", "asr", spec.shards[0].name, spec.model.name)
     metrics = source.observe(selector, now=1_700_000_000.0)
     history = source.history(selector, 1_700_000_000.0 - 600, 1_700_000_000.0, 60)
@@ -115,8 +116,10 @@ def test_ticks_never_put_the_token_in_status_events_or_logs(
     kube, body = _kube(), _body()
     loop = Loop(kube=kube)
     # Enough ticks to pass the fallback threshold (3) when every read fails.
+    sources = SourceCache()
     for _ in range(5):
-        asyncio.run(handlers._tick_once(body, kube, loop))  # type: ignore[arg-type]
+        asyncio.run(handlers._tick_once(body, kube, loop, sources))
+    sources.close()
     assert _sent_tokens(mocked) == {f"Bearer {TOKEN}"}
     assert kube.statuses, "every tick patches status"
     written = json.dumps([kube.statuses, kube.events])
@@ -129,7 +132,9 @@ def test_a_failing_read_is_reported_in_status_with_the_token_redacted(
 ) -> None:
     _serve(mocked, echo_in_401)
     kube, body = _kube(), _body()
-    asyncio.run(handlers._tick_once(body, kube, Loop(kube=kube)))  # type: ignore[arg-type]
+    sources = SourceCache()
+    asyncio.run(handlers._tick_once(body, kube, Loop(kube=kube), sources))
+    sources.close()
     last = json.dumps(kube.statuses[-1])
     # The operator still says *why* metrics are missing: the failure is visible, the secret is not.
     assert "401" in last or "Unauthorized" in last or "HTTPError" in last

@@ -13,6 +13,7 @@ from voxscale.api import SpeechClusterSpec
 from voxscale.decide.types import ShardMetrics
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.protocol import ShardSelector
+from voxscale.sources import SourceCache
 
 NOW = 1_700_000_000.0
 
@@ -74,11 +75,11 @@ def _body() -> dict[str, Any]:
 
 
 def _run(ticks: int, source_seconds: float) -> tuple[RecordingKube, Loop, SlowMetrics,
-                                                      handlers.SourceCache, FakeStopped]:
+                                                      SourceCache, FakeStopped]:
     clock = FakeClock()
     kube, metrics = RecordingKube(), SlowMetrics({"eu-en": 140.0}, clock=clock, seconds=source_seconds)
     loop, stopped = Loop(kube), FakeStopped(clock, waits=ticks)
-    sources = handlers.SourceCache(build=lambda spec, token: metrics)
+    sources = SourceCache(build=lambda spec, token: metrics)
     asyncio.run(handlers.run_daemon(_body(), kube, loop, sources, stopped, now=clock, monotonic=clock))
     return kube, loop, metrics, sources, stopped
 
@@ -116,7 +117,7 @@ def test_on_stop_the_source_is_closed_and_the_cluster_forgotten() -> None:
 def test_a_daemon_cancelled_mid_tick_still_closes_its_source() -> None:
     clock = FakeClock()
     kube, metrics = RecordingKube(), FakeMetrics({"eu-en": 140.0})
-    sources = handlers.SourceCache(build=lambda spec, token: metrics)
+    sources = SourceCache(build=lambda spec, token: metrics)
 
     async def cancelled() -> None:
         daemon = asyncio.create_task(handlers.run_daemon(

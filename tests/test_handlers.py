@@ -8,8 +8,9 @@ from typing import Any
 
 from tests.helpers import RecordingKube, example_doc
 from voxscale import names
-from voxscale.handlers import SourceCache, reconcile_children, validated_spec
+from voxscale.handlers import reconcile_children, validated_spec
 from voxscale.loop import ClusterRef
+from voxscale.sources import SourceCache
 
 
 def _body(**spec_changes: Any) -> dict[str, Any]:

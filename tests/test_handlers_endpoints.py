@@ -16,6 +16,7 @@ from voxscale import handlers, names
 from voxscale.cli import build_parser
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.endpoints import AllowList
+from voxscale.sources import EndpointNotAllowedError, SourceCache
 
 APISERVER = "https://127.0.0.1:6443"
 
@@ -62,7 +63,7 @@ def test_the_daemon_sends_no_request_and_reads_no_secret_for_a_refused_url(
     no_http: responses.RequestsMock,
 ) -> None:
     kube = RecordingKube()
-    sources = handlers.SourceCache(AllowList.default())
+    sources = SourceCache(AllowList.default())
     for _ in range(3):
         interval = asyncio.run(handlers._tick_once(_body(APISERVER), kube, Loop(kube), sources))
         assert interval == 30.0
@@ -77,8 +78,8 @@ def test_the_source_cache_refuses_to_build_a_source_for_a_refused_url() -> None:
     spec, _ = handlers.checked_spec(body)
     assert spec is not None
     ref = ClusterRef("speech", "asr", "u-1", 4, body)
-    with pytest.raises(handlers.EndpointNotAllowedError, match=r"169\.254\.169\.254:80 matches no"):
-        handlers.SourceCache(AllowList.default()).get(spec, ref, kube)
+    with pytest.raises(EndpointNotAllowedError, match=r"169\.254\.169\.254:80 matches no"):
+        SourceCache(AllowList.default()).get(spec, ref, kube)
     assert kube.secret_reads == []
 
 

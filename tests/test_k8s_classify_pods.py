@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from voxscale.decide.types import PodCounts
-from voxscale.k8s import classify_pods
+from voxscale.pods import classify_pods
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 NOW = (T0 + timedelta(minutes=10)).timestamp()

@@ -11,7 +11,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -20,10 +20,10 @@ import responses
 
 from tests.helpers import RecordingKube, spec_with
 from voxscale import handlers
-from voxscale.k8s import Kube
 from voxscale.loop import Loop
 from voxscale.metrics.prometheus import PrometheusSource
 from voxscale.metrics.protocol import ShardSelector
+from voxscale.sources import SourceCache
 
 CANARY = "TOP-SECRET-INTERNAL-DATA db_password=canary-7f3a"
 URL = "http://internal-api.payments.svc:8080"  # on the default allow-list: reachable, not Prometheus
@@ -78,10 +78,11 @@ def test_the_canary_is_in_no_log_status_event_or_metric_only_the_failure_class_i
     for path in ("/api/v1/query", "/api/v1/query_range"):
         mocked.add_callback(responses.GET, URL + path, callback=answer)
     kube, body = RecordingKube(secrets=defaultdict(lambda: "token")), _body()
-    loop = Loop(kube=kube)  # type: ignore[arg-type]
+    loop, sources = Loop(kube=kube), SourceCache()
     # Past the fallback threshold (3): MetricsUnavailable and FallbackActive Events quote reasons.
     for _ in range(5):
-        asyncio.run(handlers._tick_once(body, cast(Kube, kube), loop))
+        asyncio.run(handlers._tick_once(body, kube, loop, sources))
+    sources.close()
     assert len(mocked.calls) > 0
     assert all(c.request.url.startswith(URL) for c in mocked.calls), "a redirect was followed"
     written = json.dumps([kube.statuses, kube.events])

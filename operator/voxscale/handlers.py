@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -18,11 +17,10 @@ from voxscale.api import SpeechClusterSpec, parse_spec
 from voxscale.k8s import Kube
 from voxscale.loop import ClusterAPI, ClusterRef, Loop, stored_status
 from voxscale.metrics.endpoints import AllowList
-from voxscale.metrics.prometheus import PrometheusSource
 from voxscale.metrics.promql import check_template
-from voxscale.metrics.protocol import MetricsSource
 from voxscale.render import Owner, render_shard
 from voxscale.render.status import set_condition
+from voxscale.sources import SourceCache, endpoint_refusal
 
 log = logging.getLogger(__name__)
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
@@ -39,12 +37,6 @@ class OperatorAPI(ClusterAPI, Protocol):
     def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]: ...
     def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]: ...
     def read_secret_key(self, namespace: str, name: str, key: str) -> str: ...
-
-
-class ClosableSource(MetricsSource, Protocol):
-    """A metrics source holding a connection pool (PrometheusSource): closed when replaced."""
-
-    def close(self) -> None: ...
 
 
 class Stopped(Protocol):
@@ -67,23 +59,6 @@ def _loop(memo: kopf.Memo) -> Loop:
 def _endpoints(memo: kopf.Memo) -> AllowList:
     endpoints: AllowList = memo.get("endpoints") or AllowList.default()
     return endpoints
-
-
-class EndpointNotAllowedError(ValueError):
-    """spec.prometheus.url is not on the operator's allow-list; no request was sent to it."""
-
-
-def endpoint_refusal(spec: SpeechClusterSpec, endpoints: AllowList) -> str | None:
-    """None when the operator may call spec.prometheus.url; else what to change, for the user."""
-    why = endpoints.refusal(spec.prometheus.url)
-    if why is None:
-        return None
-    return (
-        f"spec.prometheus.url is not on this operator's allow-list of metrics endpoints ({why}); "
-        f"no request was sent. Point spec.prometheus.url at an allowed Prometheus ({endpoints}), "
-        f"or have the operator's admin add it to the Helm value prometheus.allowedEndpoints "
-        f"(flag --allowed-metrics-endpoint)"
-    )
 
 
 def checked_spec(body: kopf.Body | dict[str, Any]) -> tuple[SpeechClusterSpec | None, str]:
@@ -255,61 +230,16 @@ async def run_daemon(
         loop.forget(ClusterRef.of(body))
 
 
-def _source(spec: SpeechClusterSpec, token: str | None) -> PrometheusSource:
-    return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
-
-
-@dataclass
-class SourceCache:
-    """One SpeechCluster's PrometheusSource, rebuilt only when its settings or token change.
-
-    A new source per tick would open a fresh HTTP connection pool every interval (and leave the
-    old one to the garbage collector); the Secret is still read every tick, so a rotated token
-    takes effect on the next one. No source is built for a URL off `endpoints`, so none can
-    send it a request (and no Secret is read for it).
-    """
-
-    endpoints: AllowList = field(default_factory=AllowList.default)
-    build: Callable[[SpeechClusterSpec, str | None], ClosableSource] = _source
-    """(spec, bearer token) -> a source; a fake one in tests."""
-    key: tuple[str, float, str | None] | None = None
-    source: ClosableSource | None = None
-
-    def get(self, spec: SpeechClusterSpec, ref: ClusterRef, kube: OperatorAPI) -> ClosableSource:
-        refusal = endpoint_refusal(spec, self.endpoints)
-        if refusal is not None:
-            self.close()
-            raise EndpointNotAllowedError(refusal)
-        token = _token(spec, ref, kube)
-        key = (spec.prometheus.model_dump_json(), spec.slo.quantile, token)
-        if self.source is None or key != self.key:
-            self.close()
-            self.source = self.build(spec, token)
-            self.key = key
-        return self.source
-
-    def close(self) -> None:
-        if self.source is not None:
-            self.source.close()
-        self.source, self.key = None, None
-
-
 async def _tick_once(
     body: kopf.Body | dict[str, Any],
     kube: OperatorAPI,
     loop: Loop,
-    sources: SourceCache | None = None,
+    sources: SourceCache,
     *,
     now: float | None = None,
 ) -> float:
-    """One tick of one SpeechCluster; the seconds until the next. The daemon passes its own
-    SourceCache; a caller without one (a one-off tick) gets one closed when the tick ends."""
-    if sources is None:
-        one_off = SourceCache()
-        try:
-            return await _tick_once(body, kube, loop, one_off, now=now)
-        finally:
-            one_off.close()
+    """One tick of one SpeechCluster; the seconds until the next. `sources` is the daemon's own
+    cache: whoever creates it closes it (the daemon on stop)."""
     spec = _quiet_spec(body, sources.endpoints)
     if spec is None:
         return 30.0  # invalid spec or refused URL: the reconcile handler has said what to fix
@@ -320,15 +250,6 @@ async def _tick_once(
     except Exception:
         log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
     return float(spec.scaling.interval_seconds)
-
-
-def _metrics_source(spec: SpeechClusterSpec, ref: ClusterRef, kube: OperatorAPI) -> PrometheusSource:
-    return _source(spec, _token(spec, ref, kube))
-
-
-def _token(spec: SpeechClusterSpec, ref: ClusterRef, kube: OperatorAPI) -> str | None:
-    secret = spec.prometheus.bearer_token_secret_ref
-    return None if secret is None else kube.read_secret_key(ref.namespace, secret.name, secret.key)
 
 
 def _quiet_spec(body: kopf.Body | dict[str, Any], endpoints: AllowList) -> SpeechClusterSpec | None:
