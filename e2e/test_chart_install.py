@@ -18,7 +18,7 @@ from voxscale import names
 from voxscale_lab.demo.parts import CHART, OperatorProcess
 from voxscale_lab.devcluster import Kubectl
 from voxscale_lab.devcluster.binaries import ensure_binaries
-from voxscale_lab.devcluster.prometheus import free_port
+from voxscale_lab.harness.ports import free_port
 
 RELEASE = "voxscale"
 SNAPSHOT = Path(__file__).parent / "snapshots" / "chart-can-i-namespaced.txt"

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from prometheus_server import PrometheusServer
 from triton_history import TritonHistory
 
 from voxscale.metrics.prometheus import PrometheusSource
 from voxscale.metrics.protocol import ShardSelector
+from voxscale_lab.harness.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from prometheus_server import Sample, openmetrics
+from voxscale_lab.harness.prometheus import Sample, openmetrics
 
 STEP = 15.0
 SEGMENT = 1800.0  # rates change every 30 minutes

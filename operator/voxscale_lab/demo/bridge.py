@@ -22,8 +22,8 @@ from typing import Any
 from voxscale import names
 from voxscale.api import SpeechClusterSpec
 from voxscale.k8s import Kube
-from voxscale_lab.devcluster.prometheus import free_port
 from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION
+from voxscale_lab.harness.ports import free_port
 from voxscale_lab.worker.serve import Worker
 from voxscale_lab.worker.triton import Ports
 

@@ -54,7 +54,7 @@ def preflight() -> str | None:
     """What is missing for a live run (Triton, its client, Prometheus), said with the fix; None if nothing."""
     import importlib.util
 
-    from voxscale_lab.devcluster.prometheus import MissingBinaryError, require_binary
+    from voxscale_lab.harness.prometheus import MissingBinaryError, require_binary
     from voxscale_lab.worker.triton import INSTALL_HINT, find_dist
 
     try:
