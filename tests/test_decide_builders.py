@@ -32,6 +32,7 @@ def policy(target: float = 14.0, **overrides: Any) -> Policy:
 def obs(
     rate: float | None = 0.0,
     *,
+    panic_rate: float | None = None,
     latency: float | None = None,
     ready: int = 1,
     warming: int = 0,
@@ -47,7 +48,9 @@ def obs(
         warming=warming,
         pending=pending,
     )
-    return Observation(ShardMetrics(at=at, rate=rate, latency_ms=latency, errors=errors), pods)
+    metrics = ShardMetrics(at=at, rate=rate, panic_rate=panic_rate, latency_ms=latency,
+                           errors=errors)
+    return Observation(metrics, pods)
 
 
 def forecast(
@@ -85,6 +88,10 @@ class FakeShard:
     created: list[float] = field(default_factory=list)
     state: ScalerState | None = None
     history: list[tuple[float, float, int, int, Decision]] = field(default_factory=list)
+    windows: tuple[float, float | None] | None = None
+    """(stable, panic) seconds: report the served load averaged over each past window, as
+    Prometheus's rate() over them would (panic None: no panic-window series), and no latency,
+    instead of this instant's load and latency."""
 
     @classmethod
     def with_ready(cls, p: Policy, warmup: float, ready: int, now: float = T0) -> FakeShard:
@@ -103,6 +110,7 @@ class FakeShard:
         load: float,
         forecaster: Callable[[float, float], Forecast | None] = lambda now, h: None,
         metrics_ok: bool = True,
+        past: Callable[[float], float] | None = None,
     ) -> Decision:
         pods = self.pods(now)
         state = restore_state(self.state, pods.ready, now)
@@ -112,17 +120,30 @@ class FakeShard:
             became = [c for c in self.created if last < c + self.warmup <= now]
             state = record_warmups(state, [self.warmup] * len(became))
         served = min(load, pods.ready * self.p.capacity_rps)
-        metrics = (
-            ShardMetrics(at=now, rate=served, latency_ms=latency_of(load, pods.ready, self.p))
-            if metrics_ok
-            else ShardMetrics(at=now, errors=("prometheus: connection refused",))
-        )
+        if not metrics_ok:
+            metrics = ShardMetrics(at=now, errors=("prometheus: connection refused",))
+        elif self.windows is not None and past is not None:
+            metrics = self._windowed(now, pods.ready, past, *self.windows)
+        else:
+            metrics = ShardMetrics(at=now, rate=served, latency_ms=latency_of(load, pods.ready, self.p))
         fc = forecaster(now, horizon_seconds(self.p, state))
         d = decide(Observation(metrics, pods), fc, self.p, state, now)
         self.state = d.state
         self._apply(d.replicas, now)
         self.history.append((now, load, pods.ready, pods.warming, d))
         return d
+
+    def _windowed(self, now: float, ready: int, past: Callable[[float], float], stable: float,
+                  panic: float | None) -> ShardMetrics:
+        """Served load, second by second over each window (at the pods Ready now), averaged."""
+        cap = ready * self.p.capacity_rps
+
+        def mean(seconds: float) -> float:
+            n = int(seconds)
+            return sum(min(past(now - s), cap) for s in range(1, n + 1)) / n
+
+        return ShardMetrics(at=now, rate=mean(stable),
+                            panic_rate=None if panic is None else mean(panic))
 
     def _apply(self, replicas: int, now: float) -> None:
         self.created.sort()
@@ -143,7 +164,7 @@ class FakeShard:
         steps = int(seconds / self.p.interval_seconds)
         for i in range(steps):
             now = start + i * self.p.interval_seconds
-            self.tick(now, load(now), forecaster, metrics_ok(now))
+            self.tick(now, load(now), forecaster, metrics_ok(now), past=load)
 
 
 def oracle(

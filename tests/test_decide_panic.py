@@ -84,6 +84,40 @@ def test_a_forecast_that_doubles_the_need_within_the_horizon_panics_too() -> Non
     assert (d.mode, d.replicas, d.term) == ("panic", 20, "predictive")
 
 
+# ------------------------------------------------------------------ the panic window
+
+
+def test_a_burst_in_the_panic_window_panics_before_the_stable_rate_moves() -> None:
+    # 10 ready at 140 rps; the last 30 s ran at 280: the 1m rate has not moved yet.
+    d = decide(obs(140.0, panic_rate=280.0, ready=10), None, policy(target=14.0), ScalerState(), T0)
+    assert (d.mode, d.replicas, d.term, d.reactive) == ("panic", 20, "reactive", 20)
+    assert "observed: 30 s panic-window rate 280.0 rps → 20, above the stable rate's 10" in d.reasons
+    assert any(r.startswith("panic: enter, desired 20 ≥ 2 × 10 ready") for r in d.reasons)
+
+
+def test_a_smaller_burst_in_the_panic_window_scales_up_without_panic() -> None:
+    d = decide(obs(140.0, panic_rate=196.0, ready=10), None, policy(target=14.0), ScalerState(), T0)
+    assert (d.mode, d.replicas, d.term) == ("stable", 14, "reactive")
+
+
+@pytest.mark.parametrize(
+    "panic_rate",
+    [
+        pytest.param(0.0, id="a-quiet-panic-window-never-lowers-the-need"),
+        pytest.param(None, id="no-panic-window-series-is-no-data"),
+        pytest.param(float("nan"), id="a-nan-panic-window-is-no-data-not-zero"),
+    ],
+)
+def test_without_a_higher_panic_window_rate_the_stable_rate_decides(
+    panic_rate: float | None,
+) -> None:
+    p = policy(target=14.0)
+    alone = decide(obs(140.0, ready=10), None, p, ScalerState(), T0)
+    d = decide(obs(140.0, panic_rate=panic_rate, ready=10), None, p, ScalerState(), T0)
+    assert (d.replicas, d.reactive, d.reasons) == (alone.replicas, alone.reactive, alone.reasons)
+    assert d.reactive == 10
+
+
 # ------------------------------------------------------------------ warm-up accounting
 
 

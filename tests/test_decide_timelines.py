@@ -60,6 +60,48 @@ def test_an_unforeseen_burst_panics_and_does_not_scale_down_while_it_lasts() -> 
     assert after[900] == 18 and after[1190] == 18 and after[1200] < 18
 
 
+def step_up(t: float) -> float:
+    """100 rps, then 150 rps from +5 min: within what 8 replicas hold (160), above 8 × 14."""
+    return 150.0 if t >= T0 + 300 else 100.0
+
+
+def spike(t: float) -> float:
+    """100 rps with 20 s at 150 rps from +5 min."""
+    return 150.0 if T0 + 300 <= t < T0 + 320 else 100.0
+
+
+def windowed(panic: float | None) -> FakeShard:
+    """8 ready pods whose metrics are 1m rates and, unless None, a `panic`-second rate."""
+    shard = FakeShard.with_ready(P, WARMUP, 8)
+    shard.windows = (60.0, panic)
+    return shard
+
+
+def test_a_step_is_asked_for_one_panic_window_after_it_not_one_stable_window() -> None:
+    # 150 rps needs 11. The 30 s rate shows all of it at +5:30; the 1m rate is at 125 (9).
+    fast, slow = windowed(P.panic_window_seconds), windowed(None)
+    fast.run(T0, 900, step_up)
+    slow.run(T0, 900, step_up)
+
+    def first(shard: FakeShard, n: int, *, ready: bool = False) -> float:
+        return min(now - T0 for now, _, r, _, d in shard.history if (r if ready else d.replicas) >= n)
+
+    assert (first(fast, 11), first(slow, 11)) == (330, 360)
+    assert (first(fast, 11, ready=True), first(slow, 11, ready=True)) == (450, 480)
+    assert all(d.mode == "stable" for *_, d in fast.history), "1.5x is not a panic"
+
+
+def test_a_spike_inside_the_panic_window_is_held_for_the_scale_down_window_then_let_go() -> None:
+    # 20 s at 150 rps: the 30 s rate asks for 10 (the 1m rate only for 9), and like every
+    # recommendation it is let go only after the 300 s scale-down window.
+    shard = windowed(P.panic_window_seconds)
+    shard.run(T0, 1200, spike)
+    replicas = {now - T0: d.replicas for now, _, _, _, d in shard.history}
+    assert max(replicas.values()) == 10
+    assert replicas[330] == 10 and replicas[630] == 10 and replicas[640] < 10
+    assert replicas[1190] == 8
+
+
 def drop(t: float) -> float:
     """300 rps for 10 minutes, then almost nothing."""
     return 300.0 if t < T0 + 600 else 1.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -18,7 +17,8 @@ import responses
 
 from voxscale.api import PrometheusSpec, QueryTemplates
 from voxscale.metrics.prometheus import MAX_POINTS_PER_QUERY, PrometheusSource
-from voxscale.metrics.protocol import MetricsSource, ShardSelector, ahistory, aobserve
+from voxscale.metrics.promql import DEFAULT_PANIC_WINDOW
+from voxscale.metrics.protocol import MetricsSource, ShardSelector
 
 URL = "http://prom.test:9090"
 NOW = 1_700_000_000.0
@@ -27,6 +27,8 @@ TOKEN = "s3cr3t-t0ken-value"
 
 
 def field_of(query: str) -> str:
+    if "nv_inference_request_success" in query and f"[{DEFAULT_PANIC_WINDOW}]" in query:
+        return "panic_rate"
     for needle, field in [
         ("nv_inference_exec_count", "batch_efficiency"),
         ("summary_us", "latency"),
@@ -43,8 +45,9 @@ def vector(*values: str, at: float = NOW) -> dict[str, Any]:
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
 
-GOOD = {"rate": "42.5", "latency": "180", "queue": "7", "batch_efficiency": "3.5"}
-ATTR = {"rate": "rate", "latency": "latency_ms", "queue": "queue", "batch_efficiency": "batch_efficiency"}
+GOOD = {"rate": "42.5", "panic_rate": "61", "latency": "180", "queue": "7", "batch_efficiency": "3.5"}
+ATTR = {"rate": "rate", "panic_rate": "panic_rate", "latency": "latency_ms", "queue": "queue",
+        "batch_efficiency": "batch_efficiency"}
 
 
 def answer(overrides: dict[str, Any]) -> Callable[[Any], tuple[int, dict[str, str], str]]:
@@ -82,6 +85,8 @@ def observe_with(mocked: responses.RequestsMock, overrides: dict[str, Any]) -> A
 # name -> (field, canned answer, expected reason fragment)
 INSTANT_SCENARIOS: dict[str, tuple[str, Any, str]] = {
     "empty vector": ("rate", vector(), "rate: empty result"),
+    "panic window empty": ("panic_rate", vector(), "panic_rate: empty result"),
+    "panic window NaN": ("panic_rate", vector("NaN"), "panic_rate: NaN"),
     "NaN sample": ("latency", vector("NaN"), "latency: NaN"),
     "+Inf sample": ("queue", vector("+Inf"), "queue: +Inf"),
     "-Inf sample": ("rate", vector("-Inf"), "rate: -Inf"),
@@ -117,9 +122,10 @@ def test_a_bad_answer_is_no_data_with_a_reason_and_the_others_still_count(
 
 def test_a_good_answer_gives_every_value_at_now(mocked: responses.RequestsMock) -> None:
     m = observe_with(mocked, {})
-    assert (m.at, m.rate, m.latency_ms, m.queue, m.batch_efficiency, m.errors) == (
+    assert (m.at, m.rate, m.panic_rate, m.latency_ms, m.queue, m.batch_efficiency, m.errors) == (
         NOW,
         42.5,
+        61.0,
         180.0,
         7.0,
         3.5,
@@ -143,13 +149,13 @@ def test_an_unreachable_prometheus_is_asked_once_per_tick_and_gives_no_data(
 ) -> None:
     mocked.add(responses.GET, f"{URL}/api/v1/query", body=failure)
     m = source().observe(SHARD, NOW)
-    assert (m.rate, m.latency_ms, m.queue, m.batch_efficiency) == (None, None, None, None)
+    assert (m.rate, m.panic_rate, m.latency_ms, m.queue, m.batch_efficiency) == (None,) * 5
     assert not m.usable
     assert len(mocked.calls) == 1
     assert m.errors[0].startswith("rate: query failed: ")
+    skipped = ["panic_rate", "latency", "queue", "batch_efficiency"]
     assert all(
-        e.startswith(f"{f}: skipped: ")
-        for f, e in zip(["latency", "queue", "batch_efficiency"], m.errors[1:], strict=True)
+        e.startswith(f"{f}: skipped: ") for f, e in zip(skipped, m.errors[1:], strict=True)
     )
 
 
@@ -208,8 +214,8 @@ def test_user_templates_from_the_spec_are_used(mocked: responses.RequestsMock) -
     mocked.add(responses.GET, f"{URL}/api/v1/query", json=vector("3"))
     PrometheusSource.from_spec(spec, bearer_token=None, quantile=0.99).observe(SHARD, NOW)
     queries = [parse_qs(urlsplit(c.request.url).query)["query"][0] for c in mocked.calls]
-    assert 'sum(my_queue{namespace="prod",' in queries[2]
-    assert 'quantile="0.99"' in queries[1]
+    assert 'sum(my_queue{namespace="prod",' in queries[3]
+    assert 'quantile="0.99"' in queries[2]
 
 
 def test_a_template_that_escapes_the_selector_is_refused_at_construction() -> None:
@@ -300,19 +306,31 @@ def test_a_long_history_is_fetched_in_chunks_under_prometheus_point_limit(
     np.testing.assert_array_equal(h.values, np.arange(n, dtype=np.float64))
 
 
-def test_async_helpers_run_the_blocking_calls_in_a_thread(mocked: responses.RequestsMock) -> None:
-    mocked.add_callback(responses.GET, f"{URL}/api/v1/query", callback=answer({}))
-    mocked.add(responses.GET, f"{URL}/api/v1/query_range", json=matrix(GAPPY))
-    src: MetricsSource = source()
-    assert isinstance(src, MetricsSource)
-    m = asyncio.run(aobserve(src, SHARD, NOW))
-    h = asyncio.run(ahistory(src, SHARD, START, START + 5 * STEP, STEP))
-    assert m.rate == 42.5 and h.values[1] == 2.0
+def test_a_prometheus_source_is_a_metrics_source() -> None:
+    assert isinstance(source(), MetricsSource)
 
 
 def test_the_specs_rate_window_reaches_the_rate_and_latency_queries(mocked: responses.RequestsMock) -> None:
     spec = PrometheusSpec(url=URL, rate_window="20s", timeout_seconds=1)
     mocked.add(responses.GET, f"{URL}/api/v1/query", json=vector("3"))
     PrometheusSource.from_spec(spec, bearer_token=None, quantile=0.95).observe(SHARD, NOW)
-    rate, latency = (parse_qs(urlsplit(c.request.url).query)["query"][0] for c in mocked.calls[:2])
+    rate, panic, latency = (
+        parse_qs(urlsplit(c.request.url).query)["query"][0] for c in mocked.calls[:3]
+    )
     assert "[20s]" in rate and "[20s]" in latency
+    assert f"[{DEFAULT_PANIC_WINDOW}]" in panic
+
+
+def test_the_panic_window_reads_the_rate_template_over_the_specs_panic_window(
+    mocked: responses.RequestsMock,
+) -> None:
+    spec = PrometheusSpec(url=URL, queries=QueryTemplates(rate="sum(rate(my_requests{selector}[{window}]))"),
+                          timeout_seconds=1)
+    mocked.add(responses.GET, f"{URL}/api/v1/query", json=vector("3"))
+    src = PrometheusSource.from_spec(spec, bearer_token=None, quantile=0.95,
+                                     panic_window_seconds=12)
+    m = src.observe(SHARD, NOW)
+    rate, panic = (parse_qs(urlsplit(c.request.url).query)["query"][0] for c in mocked.calls[:2])
+    assert rate.startswith("sum(rate(my_requests{namespace=") and rate.endswith("[1m]))")
+    assert panic == rate.replace("[1m]", "[12s]")
+    assert (m.rate, m.panic_rate) == (3.0, 3.0)

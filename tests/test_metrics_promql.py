@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from voxscale.api import ReactiveSpec
 from voxscale.metrics.promql import (
+    DEFAULT_PANIC_WINDOW,
     DEFAULT_TEMPLATES,
     build_queries,
     check_template,
@@ -33,6 +35,17 @@ def test_default_queries_read_tritons_metrics_for_exactly_one_shard() -> None:
     assert q.batch_efficiency == (
         f"sum(rate(nv_inference_count{{{SEL}}}[1m])) / sum(rate(nv_inference_exec_count{{{SEL}}}[1m]))"
     )
+
+
+def test_the_panic_rate_is_the_rate_query_over_the_panic_window() -> None:
+    q = build_queries("prod", "asr", "eu-west", "whisper", window="1m", panic_window="30s")
+    assert q.panic_rate == f"sum(rate(nv_inference_request_success{{{SEL}}}[30s]))"
+    assert q.panic_rate == q.rate.replace("[1m]", "[30s]")
+
+
+def test_the_panic_window_defaults_to_the_specs_default() -> None:
+    assert f"{ReactiveSpec().panic_window_seconds}s" == DEFAULT_PANIC_WINDOW
+    assert build_queries("n", "c", "s", "m").panic_rate.endswith(f"[{DEFAULT_PANIC_WINDOW}]))")
 
 
 @pytest.mark.parametrize(
@@ -190,3 +203,8 @@ def test_a_window_that_is_not_a_duration_is_rejected(window: str) -> None:
 def test_check_value_returns_valid_values_unchanged() -> None:
     assert check_value("namespace", "team-a") == "team-a"
     assert check_value("model", "_ensemble.v2") == "_ensemble.v2"
+
+
+def test_a_panic_window_that_is_not_a_duration_is_rejected_too() -> None:
+    with pytest.raises(ValueError, match="not a PromQL duration"):
+        build_queries("prod", "asr", "eu-west", "whisper", panic_window="6s)) or vector(1")

@@ -55,3 +55,19 @@ def test_the_view_never_shows_the_future() -> None:
         answers.append((view.arrival_rate(60), view.rate_history(60, served=False).values[-3:]))
     assert answers[0][0] == answers[1][0]
     assert np.array_equal(answers[0][1], answers[1][1])
+
+
+def test_voxscale_observes_the_served_rate_over_both_the_stable_and_the_panic_window() -> None:
+    # 100 served per second, then 400 over the last 10 s: the 30 s window averages 200,
+    # the 60 s window 150, as Prometheus's rate() over each would.
+    profile = load_profile()
+    work = _daily(600)
+    arrays = RunArrays.empty(work, profile)
+    served = np.where(np.arange(work.seconds) >= 290, 400.0, 100.0)
+    arrays.cum_served[1:] = np.cumsum(served)
+    arrays.lo_ms[:], arrays.width_ms[:] = 200.0, 200.0  # every second's latency: 200-400 ms
+    view = View(arrays, work, SimConfig(profile, 60), now_index=300, ready=3)
+    policy = VoxscalePolicy(context(profile, work, Scenario(warmup_seconds=60)))
+    metrics = policy.observe(START + 300, view).metrics
+    assert policy.policy.panic_window_seconds == 30.0
+    assert (metrics.rate, metrics.panic_rate) == (150.0, 200.0)

@@ -14,17 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from voxscale import names
+
 # DNS-1035 label: what Kubernetes accepts as a Service name. Shard objects are named
 # `<cluster>-<shard>`, so a shard name is kept short enough that the pair stays ≤ 63.
-DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = rf"^{names.DNS_1035_LABEL_PATTERN}$"
 # A Kubernetes label value (region, zone and language values become labels and PromQL matchers).
-LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+LABEL_VALUE = rf"^({names.LABEL_VALUE_PATTERN})?$"
 # Go-style durations limited to whole units, e.g. "90s", "15m", "24h", "7d", "1h30m".
 DURATION = r"^([0-9]{1,6}(s|m|h|d))+$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 
 ShortName = Annotated[str, Field(min_length=1, max_length=20, pattern=DNS_LABEL)]
-LabelValue = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)]
+LabelValue = Annotated[str, Field(min_length=1, max_length=names.NAME_MAX_LENGTH, pattern=LABEL_VALUE)]
 Duration = Annotated[str, Field(min_length=2, max_length=16, pattern=DURATION)]
 Text = Annotated[str, Field(max_length=1024)]
 
@@ -46,7 +48,8 @@ class _Model(BaseModel):
 
 
 class ModelSpec(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_][-A-Za-z0-9_.]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=names.NAME_MAX_LENGTH,
+                               pattern=rf"^{names.MODEL_NAME_PATTERN}$")]
     """Triton model name, as in the model repository and in Triton's metric labels."""
     repository: Annotated[str, Field(min_length=1, max_length=512)] = "/models"
     """Model repository path (or s3://, gs://, as://) that Triton loads from."""
@@ -63,7 +66,7 @@ class ModelSpec(_Model):
 class Toleration(_Model):
     key: Annotated[str, Field(max_length=253)] | None = None
     operator: Literal["Exists", "Equal"] | None = None
-    value: Annotated[str, Field(max_length=63)] | None = None
+    value: Annotated[str, Field(max_length=names.NAME_MAX_LENGTH)] | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: Annotated[int, Field(ge=0)] | None = None
 
@@ -84,7 +87,7 @@ class WorkerSpec(_Model):
     gpus: Annotated[int, Field(ge=0, le=16)] = 1
     resources: Resources = Field(default_factory=Resources)
     node_selector: Annotated[
-        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]],
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=names.NAME_MAX_LENGTH)]],
         Field(max_length=16),
     ] = Field(default_factory=dict)
     tolerations: Annotated[list[Toleration], Field(max_length=16)] = Field(default_factory=list)
@@ -180,7 +183,12 @@ class ForecastSpec(_Model):
 class ReactiveSpec(_Model):
     tolerance: Annotated[float, Field(ge=0, le=1)] = 0.1
     panic_threshold: Annotated[float, Field(ge=1, le=100)] = 2.0
-    panic_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 6
+    panic_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    """Range of the short-window request rate (Knative's panic window): a burst inside it asks
+    for replicas at once instead of waiting for the prometheus.rateWindow average, and panics
+    at panicThreshold × the ready pods. Prometheus needs two samples inside it: 30 s is two of
+    the chart's 15 s worker scrapes (Knative's 6 s assumes 1 s metrics). With no answer
+    (empty or NaN) the stable rate decides alone."""
     stable_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
 
 
@@ -328,8 +336,8 @@ class SpeechClusterSpec(_Model):
     @field_validator("shards")
     @classmethod
     def _unique_shards(cls, shards: list[ShardSpec]) -> list[ShardSpec]:
-        names = [s.name for s in shards]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        given = [s.name for s in shards]
+        dupes = sorted({n for n in given if given.count(n) > 1})
         if dupes:
             raise ValueError(f"shard names must be unique; repeated: {', '.join(dupes)}")
         return shards

@@ -1,4 +1,5 @@
-"""Every name, label, annotation key and field manager the operator writes or reads."""
+"""Every name, label, annotation key and field manager the operator writes or reads, and the
+syntax Kubernetes and Triton hold those names to."""
 
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ PORT_NAME_METRICS = "metrics"
 CONTAINER_NAME = "triton"
 CONFIG_VOLUME = "model-config"
 SHM_VOLUME = "dshm"
-MODEL_VOLUME = "model-repository"
 MODEL_CONFIG_FILE = "config.pbtxt"
 
 # Condition types on SpeechCluster status.
@@ -70,6 +70,20 @@ REASON_DRIFT_CORRECTED = "DriftCorrected"
 REASON_HPA_CONFLICT = "HPAConflict"
 REASON_PODS_PENDING = "PodsPending"
 REASON_ENDPOINT_NOT_ALLOWED = "MetricsEndpointNotAllowed"
+
+
+# Name syntax, unanchored: api.py anchors each for the CRD's `pattern`, promql.py fullmatches
+# them before a value may enter PromQL. One copy, so the two can never disagree.
+DNS_1035_LABEL_PATTERN = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+"""A Service name (and our shard and priority-class names): starts with a letter."""
+DNS_1123_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+"""A namespace name: may start with a digit."""
+LABEL_VALUE_PATTERN = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+"""A non-empty Kubernetes label value (cluster, shard, region and zone become labels)."""
+MODEL_NAME_PATTERN = r"[A-Za-z0-9_][-A-Za-z0-9_.]*"
+"""A Triton model name as it appears in the model repository and in the `model` label."""
+NAME_MAX_LENGTH = 63
+"""The longest DNS label and label value."""
 
 
 def shard_resource_name(cluster: str, shard: str) -> str:

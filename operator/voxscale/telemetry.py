@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from voxscale.api import ShardStatus
+from voxscale.api import Mode, ShardStatus, Term
 
 _SHARD = ("namespace", "cluster", "shard")
 
@@ -42,8 +43,9 @@ TICK = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-_MODES = ("stable", "panic", "hold", "fallback")
-_TERMS = ("predictive", "reactive", "floor", "ceiling", "hold", "fallback", "current")
+# Every value the status can hold gets its series, so a mode left has an explicit 0.
+_MODES: tuple[str, ...] = get_args(Mode)
+_TERMS: tuple[str, ...] = get_args(Term)
 
 
 def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:

@@ -29,7 +29,9 @@ def panic_step(
     without one (Knative: panicking ends stableWindow after the last over-threshold tick).
 
     The forecast can trigger it too: a forecast that needs 2× the ready pods within one
-    warm-up is a burst we can see coming, and rate-limiting it would make capacity late.
+    warm-up is a burst we can see coming, and rate-limiting it would make capacity late. So
+    can the panic-window rate (Knative's panic metric): its need is part of the observed need
+    (reactive.py), so 10 ready pods whose last 30 s needed 20 panic before the 1m rate moves.
     """
     if breaches(desired, ready, load, policy):
         since = state.panic_since if state.panic_since is not None else now

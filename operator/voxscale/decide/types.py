@@ -23,7 +23,12 @@ class ShardMetrics:
 
     at: float
     rate: float | None = None
-    """Successful inference requests per second, summed over the shard's pods."""
+    """Successful inference requests per second, summed over the shard's pods, over the stable
+    window (the spec's prometheus.rateWindow, 1m)."""
+    panic_rate: float | None = None
+    """The same rate over the panic window (Policy.panic_window_seconds): Knative's panic
+    metric. A step from 100 to 300 rps shows in full here after one panic window, in a 1m
+    average only after a minute (a third of it after 20 s)."""
     latency_ms: float | None = None
     """The SLO percentile of request latency, in milliseconds."""
     queue: float | None = None
@@ -97,7 +102,7 @@ class Policy:
     declared_warmup_seconds: float = 60.0
     tolerance: float = 0.1
     panic_threshold: float = 2.0
-    panic_window_seconds: float = 6.0
+    panic_window_seconds: float = 30.0
     stable_window_seconds: float = 60.0
     scale_up_max_percent: float = 100.0
     scale_up_max_pods: int = 4

@@ -14,8 +14,3 @@ def ceil_ratio(numerator: float, denominator: float) -> int:
     if numerator <= 0:
         return 0
     return math.ceil(round(numerator / denominator, _DIGITS))
-
-
-def replicas_for(rate: float, per_replica_rps: float) -> int:
-    """Replicas that carry `rate` req/s at `per_replica_rps` each."""
-    return ceil_ratio(rate, per_replica_rps)

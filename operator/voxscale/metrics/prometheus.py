@@ -20,7 +20,14 @@ from urllib3.util.retry import Retry
 from voxscale.api import PrometheusSpec, QueryTemplates
 from voxscale.decide.types import ShardMetrics
 from voxscale.metrics import answers, failures
-from voxscale.metrics.promql import DEFAULT_WINDOW, build_queries, check_template, check_window
+from voxscale.metrics.promql import (
+    DEFAULT_PANIC_WINDOW,
+    DEFAULT_TEMPLATES,
+    DEFAULT_WINDOW,
+    build_queries,
+    check_template,
+    check_window,
+)
 from voxscale.metrics.protocol import ShardSelector
 from voxscale.series import History
 
@@ -31,7 +38,8 @@ log = logging.getLogger(__name__)
 MAX_POINTS_PER_QUERY = 10_000
 # The default is two scrape intervals of 30 s: an answer older than that is not "now".
 DEFAULT_MAX_STALENESS_SECONDS = 60.0
-_FIELDS = ("rate", "latency", "queue", "batch_efficiency")
+_FIELDS = ("rate", "panic_rate", "latency", "queue", "batch_efficiency")
+"""The instant queries of one tick, in the order they are sent (`promql.Queries`)."""
 
 
 class _QueryError(Exception):
@@ -58,6 +66,7 @@ class PrometheusSource:
         timeout_seconds: float = 5.0,
         templates: QueryTemplates | None = None,
         window: str = DEFAULT_WINDOW,
+        panic_window: str = DEFAULT_PANIC_WINDOW,
         quantile: float = 0.95,
         max_staleness_seconds: float = DEFAULT_MAX_STALENESS_SECONDS,
     ) -> None:
@@ -68,10 +77,11 @@ class PrometheusSource:
         self._verify = not insecure_skip_verify
         self._timeout = float(timeout_seconds)
         self._window = check_window(window)
+        self._panic_window = check_window(panic_window)
         self._quantile = quantile
         self._max_staleness = max_staleness_seconds
         self._templates: dict[str, str | None] = {}
-        for field in _FIELDS:
+        for field in DEFAULT_TEMPLATES:
             template = getattr(templates, field, None) if templates else None
             self._templates[field] = check_template(template) if template else None
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
@@ -91,14 +101,16 @@ class PrometheusSource:
     @classmethod
     def from_spec(
         cls, spec: PrometheusSpec, *, bearer_token: str | None, quantile: float,
-        window: str | None = None,
+        window: str | None = None, panic_window_seconds: int | None = None,
     ) -> PrometheusSource:
-        """From a SpeechCluster's `prometheus` block (window: its `rateWindow` unless given);
-        the caller has read the token Secret."""
+        """From a SpeechCluster's `prometheus` block (window: its `rateWindow` unless given) and
+        its `scaling.reactive.panicWindowSeconds` (the spec default unless given); the caller
+        has read the token Secret."""
+        panic = DEFAULT_PANIC_WINDOW if panic_window_seconds is None else f"{panic_window_seconds}s"
         return cls(
             spec.url, bearer_token=bearer_token, insecure_skip_verify=spec.insecure_skip_verify,
             timeout_seconds=spec.timeout_seconds, templates=spec.queries, window=window or spec.rate_window,
-            quantile=quantile,
+            panic_window=panic, quantile=quantile,
         )
 
     def __repr__(self) -> str:
@@ -116,7 +128,8 @@ class PrometheusSource:
     def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
         queries = build_queries(
             selector.namespace, selector.cluster, selector.shard, selector.model,
-            templates=self._templates, window=self._window, quantile=self._quantile,
+            templates=self._templates, window=self._window, panic_window=self._panic_window,
+            quantile=self._quantile,
         )
         values: dict[str, float | None] = {}
         errors: list[str] = []
@@ -134,7 +147,8 @@ class PrometheusSource:
             log.warning("prometheus: %s/%s/%s: %s", selector.namespace, selector.cluster,
                         selector.shard, "; ".join(errors))
         return ShardMetrics(
-            at=now, rate=values["rate"], latency_ms=values["latency"], queue=values["queue"],
+            at=now, rate=values["rate"], panic_rate=values["panic_rate"],
+            latency_ms=values["latency"], queue=values["queue"],
             batch_efficiency=values["batch_efficiency"], errors=tuple(errors),
         )
 

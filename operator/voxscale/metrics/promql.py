@@ -5,6 +5,9 @@
 #
 # - rate: `nv_inference_request_success` counts requests (a batch-8 request counts 1), which is
 #   what a client sends and what capacity per replica is measured in.
+# - panic_rate: the rate template again, over the panic window (spec.scaling.reactive.
+#   panicWindowSeconds, 30 s) instead of the stable one: Knative's panic metric. A user's `rate`
+#   override applies to both, so the two always count the same thing.
 # - latency: `nv_inference_request_summary_us`, Triton's end-to-end request-time *summary*. It is
 #   off by default; the worker must run with `--metrics-config summary_latencies=true` and
 #   `--metrics-config summary_quantiles=...` listing the SLO quantiles (names.TRITON_METRICS_CONFIG:
@@ -29,8 +32,10 @@ import re
 from dataclasses import dataclass
 
 from voxscale import names
+from voxscale.api import ReactiveSpec
 
 DEFAULT_WINDOW = "1m"
+DEFAULT_PANIC_WINDOW = f"{ReactiveSpec().panic_window_seconds}s"
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "rate": "sum(rate(nv_inference_request_success{selector}[{window}]))",
@@ -47,11 +52,11 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 
 # A Kubernetes namespace is a DNS-1123 label; cluster and shard become pod label values; the model
 # name follows api.ModelSpec. fullmatch() so a trailing newline is never accepted.
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_MODEL = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.]*")
+_NAMESPACE = re.compile(names.DNS_1123_LABEL_PATTERN)
+_LABEL_VALUE = re.compile(names.LABEL_VALUE_PATTERN)
+_MODEL = re.compile(names.MODEL_NAME_PATTERN)
 _WINDOW = re.compile(r"([0-9]{1,6}(ms|s|m|h|d|w|y))+")
-_MAX_LEN = 63
+_MAX_LEN = names.NAME_MAX_LENGTH
 
 _SELECTOR = re.compile(r"\{selector(?:,(?P<extra>[^{}]*))?\}")
 # Extra matchers after `{selector,` must be whole, plain matchers: `quantile="0.95", le!="+Inf"`.
@@ -78,9 +83,10 @@ _AGGREGATIONS = {
 
 @dataclass(frozen=True)
 class Queries:
-    """The four instant queries of one shard, ready to send."""
+    """The instant queries of one shard, ready to send."""
 
     rate: str
+    panic_rate: str
     latency: str
     queue: str
     batch_efficiency: str
@@ -215,13 +221,17 @@ def build_queries(
     *,
     templates: dict[str, str | None] | None = None,
     window: str = DEFAULT_WINDOW,
+    panic_window: str = DEFAULT_PANIC_WINDOW,
     quantile: float = 0.95,
 ) -> Queries:
-    """The shard's four queries: user templates where given, Triton defaults otherwise."""
+    """The shard's queries: user templates where given, Triton defaults otherwise; the panic
+    rate is the rate template over `panic_window`."""
     matchers = selector(namespace, cluster, shard, model)
     chosen = {k: (templates or {}).get(k) or v for k, v in DEFAULT_TEMPLATES.items()}
     rendered = {
         k: render(t, matchers=matchers, window=window, quantile=quantile, model=model)
         for k, t in chosen.items()
     }
-    return Queries(**rendered)
+    panic = render(chosen["rate"], matchers=matchers, window=panic_window, quantile=quantile,
+                   model=model)
+    return Queries(panic_rate=panic, **rendered)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -33,26 +32,16 @@ class ShardSelector:
 
 @runtime_checkable
 class MetricsSource(Protocol):
-    """Blocking, never raising for backend failures: a failed read is "no data" plus a reason."""
+    """Blocking, never raising for backend failures: a failed read is "no data" plus a reason.
+
+    The kopf loop is asyncio, so it calls these through `asyncio.to_thread` (loop.py)."""
 
     def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
-        """The shard's rate, latency percentile, queue and batch efficiency at `now`."""
+        """The shard's rate over the stable and the panic window, latency percentile, queue and
+        batch efficiency at `now`."""
         ...
 
     def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
         """Request rate on the grid start, start+step, ... <= end; NaN where there is no data."""
         ...
 
-
-# The kopf loop is asyncio; the Prometheus client is blocking `requests`, so the calls run in a
-# worker thread and the event loop keeps serving other handlers meanwhile.
-async def aobserve(source: MetricsSource, selector: ShardSelector, now: float) -> ShardMetrics:
-    """`source.observe` in a thread, for async callers."""
-    return await asyncio.to_thread(source.observe, selector, now)
-
-
-async def ahistory(
-    source: MetricsSource, selector: ShardSelector, start: float, end: float, step: float
-) -> History:
-    """`source.history` in a thread, for async callers."""
-    return await asyncio.to_thread(source.history, selector, start, end, step)

@@ -12,9 +12,6 @@ from voxscale.series import FloatArray, History
 from voxscale_lab.traces import Trace, load_trace
 
 DAY = 86_400.0
-# Seasonal and bursty traces as the bench goals name them.
-SEASONAL = ("nyc_taxi", "elb_request_count_8c0756")
-BURSTY = ("Twitter_volume_AAPL", "AzureLLMInferenceTrace_code", "AzureLLMInferenceTrace_conv")
 
 
 @dataclass(frozen=True)

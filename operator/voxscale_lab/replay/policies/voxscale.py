@@ -1,11 +1,12 @@
 """voxscale itself: the operator's own decide() and ForecastCache, called as the control loop does.
 
 Every `interval_seconds` (spec default 10 s) the loop observes the shard (served rate and the
-SLO latency percentile over the metrics window, Triton's queue, Ready/warming pods), records
-the created→Ready durations of pods that became Ready since the last tick, asks the forecast
-cache for the horizon `horizon_seconds(policy, state)` (learned warm-up + one interval) on the
-rate history at the forecast resolution (1 m; the cache refits every `refitEvery`, 1 h), and
-applies `decide(obs, forecast, policy, state, now)`, carrying `Decision.state` to the next tick.
+SLO latency percentile over the metrics window, the served rate over the panic window, Triton's
+queue, Ready/warming pods), records the created→Ready durations of pods that became Ready
+since the last tick, asks the forecast cache for the horizon `horizon_seconds(policy, state)`
+(learned warm-up + one interval) on the rate history at the forecast resolution (1 m; the
+cache refits every `refitEvery`, 1 h), and applies `decide(obs, forecast, policy, state,
+now)`, carrying `Decision.state` to the next tick.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class VoxscalePolicy:
         metrics = ShardMetrics(
             at=now,
             rate=view.served_rate(METRICS_WINDOW_SECONDS),
+            panic_rate=view.served_rate(self.policy.panic_window_seconds),
             latency_ms=view.latency_ms(METRICS_WINDOW_SECONDS, self.ctx.percentile),
             queue=view.queue,
             batch_efficiency=view.batch_efficiency(METRICS_WINDOW_SECONDS),
