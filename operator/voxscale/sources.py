@@ -44,7 +44,10 @@ def endpoint_refusal(spec: SpeechClusterSpec, endpoints: AllowList) -> str | Non
 
 
 def prometheus_source(spec: SpeechClusterSpec, token: str | None) -> PrometheusSource:
-    return PrometheusSource.from_spec(spec.prometheus, bearer_token=token, quantile=spec.slo.quantile)
+    return PrometheusSource.from_spec(
+        spec.prometheus, bearer_token=token, quantile=spec.slo.quantile,
+        panic_window_seconds=spec.scaling.reactive.panic_window_seconds,
+    )
 
 
 @dataclass
@@ -60,7 +63,7 @@ class SourceCache:
     endpoints: AllowList = field(default_factory=AllowList.default)
     build: Callable[[SpeechClusterSpec, str | None], ClosableSource] = prometheus_source
     """(spec, bearer token) -> a source; a fake one in tests."""
-    key: tuple[str, float, str | None] | None = None
+    key: tuple[str, float, int, str | None] | None = None
     source: ClosableSource | None = None
 
     def get(self, spec: SpeechClusterSpec, ref: ClusterRef, kube: SecretReader) -> ClosableSource:
@@ -69,7 +72,8 @@ class SourceCache:
             self.close()
             raise EndpointNotAllowedError(refusal)
         token = bearer_token(spec, ref, kube)
-        key = (spec.prometheus.model_dump_json(), spec.slo.quantile, token)
+        key = (spec.prometheus.model_dump_json(), spec.slo.quantile,
+               spec.scaling.reactive.panic_window_seconds, token)
         if self.source is None or key != self.key:
             self.close()
             self.source = self.build(spec, token)

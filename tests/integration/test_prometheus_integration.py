@@ -39,8 +39,9 @@ def test_data_that_stopped_ten_minutes_ago_is_no_data_not_zero(
     prometheus: PrometheusServer, triton_history: TritonHistory
 ) -> None:
     m = PrometheusSource(prometheus.url).observe(SHARD, triton_history.end + 600)
-    assert (m.rate, m.latency_ms, m.queue, m.batch_efficiency) == (None, None, None, None)
-    assert [e.split(":")[0] for e in m.errors] == ["rate", "latency", "queue", "batch_efficiency"]
+    assert (m.rate, m.panic_rate, m.latency_ms, m.queue, m.batch_efficiency) == (None,) * 5
+    reads = ["rate", "panic_rate", "latency", "queue", "batch_efficiency"]
+    assert [e.split(":")[0] for e in m.errors] == reads
     assert all("empty result" in e for e in m.errors)
 
 
