@@ -52,7 +52,7 @@ def observe(h: History, ready: int, now: float) -> Observation:
     rate = float(h.values[-1])
     return Observation(
         ShardMetrics(at=now, rate=rate, latency_ms=300.0 + rate % 200),
-        PodCounts(desired=ready, ready=ready),
+        PodCounts(asked=ready, ready=ready),
     )
 
 

@@ -37,13 +37,13 @@ def obs(
     ready: int = 1,
     warming: int = 0,
     pending: int = 0,
-    desired: int | None = None,
+    asked: int | None = None,
     at: float = T0,
     errors: tuple[str, ...] = (),
 ) -> Observation:
-    """An observation; `desired` (the Deployment's spec.replicas) defaults to all its pods."""
+    """An observation; `asked` (what voxscale last asked for) defaults to all its pods."""
     pods = PodCounts(
-        desired=ready + warming + pending if desired is None else desired,
+        asked=ready + warming + pending if asked is None else asked,
         ready=ready,
         warming=warming,
         pending=pending,
@@ -102,7 +102,7 @@ class FakeShard:
 
     def pods(self, now: float) -> PodCounts:
         ready = self.ready(now)
-        return PodCounts(desired=len(self.created), ready=ready, warming=len(self.created) - ready)
+        return PodCounts(asked=len(self.created), ready=ready, warming=len(self.created) - ready)
 
     def tick(
         self,
@@ -185,7 +185,7 @@ def oracle(
 
 def test_obs_defaults_the_deployment_size_to_all_its_pods() -> None:
     o = obs(rate=10.0, ready=3, warming=2, pending=1)
-    assert o.pods.desired == 6
+    assert o.pods.asked == 6
     assert o.metrics.usable
 
 
@@ -203,7 +203,7 @@ def test_fake_pods_become_ready_only_after_the_warmup() -> None:
 def test_fake_scale_down_removes_warming_pods_first() -> None:
     shard = FakeShard(policy(), warmup=60.0, created=[T0 - 100, T0])
     shard._apply(1, T0 + 10)
-    assert shard.pods(T0 + 10) == PodCounts(desired=1, ready=1, warming=0)
+    assert shard.pods(T0 + 10) == PodCounts(asked=1, ready=1, warming=0)
 
 
 def test_latency_model_meets_the_slo_exactly_at_capacity() -> None:

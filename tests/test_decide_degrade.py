@@ -21,7 +21,7 @@ def outage_run(
     state = ScalerState()
     out = []
     for i in range(ticks):
-        o = obs(None, ready=ready, desired=current, errors=OUTAGE)
+        o = obs(None, ready=ready, asked=current, errors=OUTAGE)
         d = decide(o, fc, p, state, T0 + 10 * i)
         out.append((d.replicas, d.mode, d.degraded))
         state, current = d.state, d.replicas
@@ -34,14 +34,14 @@ def outage_run(
      pytest.param(math.inf, id="infinite")],
 )
 def test_unusable_metrics_hold_the_larger_of_current_and_ready(rate: float | None) -> None:
-    d = decide(obs(rate, ready=10, desired=12), None, policy(), ScalerState(), T0)
+    d = decide(obs(rate, ready=10, asked=12), None, policy(), ScalerState(), T0)
     assert (d.replicas, d.mode, d.term) == (12, "hold", "hold")
     assert d.degraded == ("metrics-unavailable",)
     assert d.state.failures == 1
 
 
 def test_hold_never_goes_below_ready() -> None:
-    d = decide(obs(None, ready=15, desired=12), None, policy(), ScalerState(), T0)
+    d = decide(obs(None, ready=15, asked=12), None, policy(), ScalerState(), T0)
     assert d.replicas == 15
 
 

@@ -59,7 +59,7 @@ def observations(draw: st.DrawFn, rate: st.SearchStrategy[float | None] = rates)
         ready=draw(st.integers(0, MAX)),
         warming=draw(st.integers(0, 20)),
         pending=draw(st.integers(0, 20)),
-        desired=draw(st.integers(0, MAX)),
+        asked=draw(st.integers(0, MAX)),
     )
 
 
@@ -79,7 +79,7 @@ def test_missing_metrics_never_scale_below_current(
     o: Observation, fc: Forecast | None, p: Policy, s: ScalerState
 ) -> None:
     d = decide(o, fc, p, s, T0)
-    assert d.replicas >= min(o.pods.desired, p.max_replicas)
+    assert d.replicas >= min(o.pods.asked, p.max_replicas)
     assert d.mode in ("hold", "fallback") and "metrics-unavailable" in d.degraded
 
 

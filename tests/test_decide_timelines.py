@@ -145,7 +145,7 @@ def test_a_restart_without_stored_state_does_not_dip_below_ready() -> None:
 
 def test_without_the_restore_seed_the_same_restart_would_halve_at_once() -> None:
     # What restore_state prevents: an empty window lets the first tick act on the rate alone.
-    o = Observation(ShardMetrics(at=T0, rate=14.0), PodCounts(desired=20, ready=20))
+    o = Observation(ShardMetrics(at=T0, rate=14.0), PodCounts(asked=20, ready=20))
     assert decide(o, None, P, ScalerState(), T0).replicas == 10
 
 

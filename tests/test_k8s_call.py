@@ -211,7 +211,7 @@ def test_a_shard_is_its_deployments_replicas_and_its_pods_by_selector() -> None:
     kube, server = _kube(answer)
     pods = kube.read_shard("speech", "asr", "eu-en")
     assert (pods.exists, pods.deployment_uid) == (True, "d-1")
-    assert (pods.counts.desired, pods.counts.ready, pods.counts.warming) == (3, 1, 1)
+    assert (pods.spec_replicas, pods.counts.ready, pods.counts.warming) == (3, 1, 1)
     selector = ",".join(f"{k}={v}" for k, v in names.selector_labels("asr", "eu-en").items())
     assert server.calls[1].path == "/api/v1/namespaces/speech/pods"
     assert server.calls[1].query["labelSelector"] == selector

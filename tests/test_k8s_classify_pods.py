@@ -80,7 +80,7 @@ def test_each_kind_of_pod_counts_once_and_only_startups_teach_warm_up(
     one: dict[str, Any], counts: tuple[int, int, int, int], warmups: list[tuple[float, float]],
     reasons: list[str],
 ) -> None:
-    got, got_warmups, got_reasons = classify_pods([one], desired=4, now=NOW)
+    got, got_warmups, got_reasons = classify_pods([one], spec_replicas=4, now=NOW)
     assert got == PodCounts(4, *counts)
     assert got_warmups == warmups
     assert got_reasons == reasons
@@ -101,8 +101,8 @@ def test_a_shard_mid_scale_up_sums_its_pods_and_keeps_desired() -> None:
             pod(ready="False", became=500, created=500),
             pod(scheduled="False", message=NO_GPU), pod(scheduled="False", message=NO_GPU),
             pod(ready="True", became=30, deleting=True)]
-    counts, warmups, reasons = classify_pods(pods, desired=5, now=NOW)
-    assert counts == PodCounts(desired=5, ready=2, warming=1, pending=2, terminating=1)
+    counts, warmups, reasons = classify_pods(pods, spec_replicas=5, now=NOW)
+    assert counts == PodCounts(asked=5, ready=2, warming=1, pending=2, terminating=1)
     assert [seconds for _, seconds in warmups] == [60.0, 70.0]
     assert reasons == [NO_GPU, NO_GPU]
 

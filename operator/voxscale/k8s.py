@@ -220,11 +220,12 @@ class Kube:
             dep = self._get("apps/v1", "Deployment", namespace, name)
         except ApiException as err:
             if err.status == 404:
-                return ShardPods(exists=False, counts=PodCounts(desired=0))
+                return ShardPods(exists=False, counts=PodCounts(asked=0))
             raise
         selector = ",".join(f"{k}={v}" for k, v in names.selector_labels(cluster, shard).items())
-        desired = int(dep.get("spec", {}).get("replicas") or 0)
-        counts, warmups, reasons = classify_pods(self.list_pods(namespace, selector), desired, time.time())
+        spec_replicas = int(dep.get("spec", {}).get("replicas") or 0)
+        pods = self.list_pods(namespace, selector)
+        counts, warmups, reasons = classify_pods(pods, spec_replicas, time.time())
         uid = dep.get("metadata", {}).get("uid")
         return ShardPods(True, counts, tuple(warmups), tuple(reasons), uid)
 

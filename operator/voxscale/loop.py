@@ -41,12 +41,14 @@ class ShardPodsLike(Protocol):
     def exists(self) -> bool: ...
     @property
     def counts(self) -> PodCounts:
-        """Live counts: `desired` is the Deployment's spec.replicas now, hand edits included."""
+        """Live counts: `asked` is the Deployment's spec.replicas now, hand edits included."""
         ...
     @property
     def warmups(self) -> tuple[tuple[float, float], ...]: ...
     @property
     def pending_reasons(self) -> tuple[str, ...]: ...
+    @property
+    def spec_replicas(self) -> int: ...
 
 
 class ClusterAPI(Protocol):
@@ -173,7 +175,7 @@ class Loop:
             missing = (("ShardMissing", "Deployment not created yet"),)
             return ShardReport(stored or ShardStatus(name=shard.name), (), missing)
         policy = Policy.from_spec(ctx.spec, shard.name)
-        live = pods.counts.desired  # the Deployment's spec.replicas now, a hand edit included
+        live = pods.spec_replicas  # the Deployment's spec.replicas now, a hand edit included
         # After a restart with no stored state, hold what is running (or already asked for).
         state = _learn_warmups(self._state(ctx, shard.name, max(pods.counts.ready, live)), pods.warmups)
         obs, forecast = await self._observe(ctx, shard, pods, state, horizon_seconds(policy, state))
@@ -183,7 +185,7 @@ class Loop:
         self.states[(ref.uid, shard.name)] = remembered
         last_scale = stored.last_scale_time if stored else None
         if hpa is None and decision.replicas != live:
-            await self._scale(ctx, shard.name, live, obs.pods.desired, decision)
+            await self._scale(ctx, shard.name, live, obs.pods.asked, decision)
             last_scale = _utc(ctx.now)
         status = shard_status(shard.name, decision, obs, forecast, last_scale)
         status = status.model_copy(update={"scaler_state": remembered})
@@ -265,11 +267,11 @@ class Loop:
 
 
 def _as_asked(live: PodCounts, state: ScalerState) -> PodCounts:
-    """The pods as decide() sees them: `desired` is what *we* last asked for, not the live
+    """The pods as decide() sees them: `asked` is what *we* last asked for, not the live
     spec.replicas, so a `kubectl scale --replicas=12` over our 3 is drift to undo (3), not a
     new baseline. Before anything was asked (first tick, no stored state) the two agree."""
-    asked = state.last_replicas if state.last_replicas is not None else live.desired
-    return replace(live, desired=asked)
+    asked = state.last_replicas if state.last_replicas is not None else live.asked
+    return replace(live, asked=asked)
 
 
 def _remembered_state(state: ScalerState, live: int, *, hpa_owned: bool) -> ScalerState:

@@ -21,10 +21,17 @@ class ShardPods:
 
     exists: bool
     counts: PodCounts
+    """Ready / warming / pending / terminating, `asked` = spec_replicas (until the loop knows what
+    it asked for)."""
     warmups: tuple[tuple[float, float], ...] = ()
     """(became-Ready unix time, created->Ready seconds) for each Ready pod."""
     pending_reasons: tuple[str, ...] = ()
     deployment_uid: str | None = None
+
+    @property
+    def spec_replicas(self) -> int:
+        """The Deployment's spec.replicas as read, a hand edit included."""
+        return self.counts.asked
 
 
 def _ts(value: Any) -> float | None:
@@ -57,7 +64,7 @@ def _warmup(pod: Mapping[str, Any], ready: Mapping[str, Any], now: float) -> tup
 
 
 def classify_pods(
-    pods: Iterable[Mapping[str, Any]], desired: int, now: float
+    pods: Iterable[Mapping[str, Any]], spec_replicas: int, now: float
 ) -> tuple[PodCounts, list[tuple[float, float]], list[str]]:
     """Count ready / warming / pending / terminating pods (API JSON), with warm-up samples and
     the scheduler's messages for pending ones; `now` is unix seconds.
@@ -89,4 +96,4 @@ def classify_pods(
                 reasons.append(str(scheduled["message"]))
         else:
             warming += 1
-    return PodCounts(desired, ready, warming, pending, terminating), warmups, reasons
+    return PodCounts(spec_replicas, ready, warming, pending, terminating), warmups, reasons

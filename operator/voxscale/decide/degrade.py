@@ -39,11 +39,11 @@ def degrade(
     then the fallback floor. Every step is max(current, ready, ...): metrics vanishing is never
     evidence that load went down."""
     failures = state.failures + 1
-    held = max(obs.pods.desired, obs.pods.ready)
+    held = max(obs.pods.asked, obs.pods.ready)
     why = "; ".join(obs.metrics.errors) or "no usable rate"
     lines = [f"metrics: unusable ({why}), failure {failures} of {policy.failure_threshold}"]
     if failures < policy.failure_threshold:
-        lines.append(f"hold: {held} = max(current {obs.pods.desired}, ready {obs.pods.ready})")
+        lines.append(f"hold: {held} = max(current {obs.pods.asked}, ready {obs.pods.ready})")
         return Degraded(held, "hold", "hold", None, ("metrics-unavailable",), tuple(lines))
     # Alone, with nothing observed to correct it, the plan keeps the no-forecast headroom.
     pred = plan_replicas(forecast, None, policy, state, horizon=horizon, now=now,

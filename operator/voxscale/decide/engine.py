@@ -14,7 +14,7 @@ from voxscale.decide.release import release_window
 from voxscale.decide.stabilize import stabilize
 from voxscale.decide.types import Decision, Forecast, Observation, Policy
 from voxscale.decide.warming import warming_capacity
-from voxscale.decide.warmup import learned_warmup_seconds
+from voxscale.decide.warmup import horizon_after, learned_warmup_seconds
 from voxscale.decide.window import prune, push
 
 MAX_REASONS = 16
@@ -32,7 +32,7 @@ def decide(
     instead and never scale down.
     """
     warmup = learned_warmup_seconds(policy, state)
-    horizon = warmup + policy.interval_seconds
+    horizon = horizon_after(warmup, policy)
     window = prune(state.recommendations, now, policy.scale_down_stabilization_seconds)
     state = state.model_copy(update={"recommendations": window})
     if not obs.metrics.usable:
@@ -73,10 +73,10 @@ def _decided(
     )
     capacity = warming_capacity(rec.replicas, pods)
     window, release_reasons = release_window(plan.replicas if trusted else None, reac.replicas,
-                                             pods.desired, policy=policy, horizon=horizon)
+                                             pods.asked, policy=policy, horizon=horizon)
     moved = stabilize(
         rec.replicas,
-        pods.desired,
+        pods.asked,
         base=capacity.base,
         panic=panic.active,
         policy=policy,
@@ -93,9 +93,9 @@ def _decided(
     return Decision(
         replicas=final.replicas,
         mode="panic" if panic.active else "stable",
-        term=_winning_term(blended, rec, final, pods.desired),
+        term=_winning_term(blended, rec, final, pods.asked),
         reasons=reasons[:MAX_REASONS],
-        state=_next_state(moved.state, pods.desired, final.replicas, now, failures=0),
+        state=_next_state(moved.state, pods.asked, final.replicas, now, failures=0),
         horizon_seconds=horizon,
         learned_warmup_seconds=warmup,
         predictive=plan.replicas,
@@ -126,7 +126,7 @@ def _degraded(
         mode=step.mode,
         term=step.term,
         reasons=(*step.reasons, *final.reasons)[:MAX_REASONS],
-        state=_next_state(state, obs.pods.desired, final.replicas, now, state.failures + 1),
+        state=_next_state(state, obs.pods.asked, final.replicas, now, state.failures + 1),
         horizon_seconds=horizon,
         learned_warmup_seconds=warmup,
         predictive=step.predictive,

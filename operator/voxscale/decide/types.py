@@ -48,8 +48,10 @@ class ShardMetrics:
 class PodCounts:
     """The shard's pods as the Kubernetes API sees them."""
 
-    desired: int
-    """spec.replicas of the shard's Deployment (what we asked for last)."""
+    asked: int
+    """The count decide() moves from: what voxscale last asked for (the Deployment's
+    spec.replicas until it has asked anything). A hand edit of spec.replicas is not this: the
+    loop keeps that apart as `ShardPods.spec_replicas`, and undoes it as drift."""
     ready: int = 0
     warming: int = 0
     """Scheduled and running but not yet Ready: capacity that is coming."""

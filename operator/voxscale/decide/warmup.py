@@ -26,9 +26,14 @@ def learned_warmup_seconds(policy: Policy, state: ScalerState) -> float:
 
 
 def horizon_seconds(policy: Policy, state: ScalerState) -> float:
-    """How far ahead capacity must be planned: a pod asked for now serves after warm-up, and the
-    next chance to ask again is one interval later (e.g. 120 s + 10 s = 130 s)."""
-    return learned_warmup_seconds(policy, state) + policy.interval_seconds
+    """How far ahead capacity must be planned (the loop asks the forecast for this far)."""
+    return horizon_after(learned_warmup_seconds(policy, state), policy)
+
+
+def horizon_after(warmup_seconds: float, policy: Policy) -> float:
+    """A pod asked for now serves after warm-up, and the next chance to ask again is one
+    interval later (e.g. 120 s + 10 s = 130 s)."""
+    return warmup_seconds + policy.interval_seconds
 
 
 def record_warmups(state: ScalerState, samples: Sequence[float]) -> ScalerState:

@@ -97,5 +97,5 @@ class VoxscalePolicy:
             queue=view.queue,
             batch_efficiency=view.batch_efficiency(METRICS_WINDOW_SECONDS),
         )
-        pods = PodCounts(desired=view.ready + view.warming, ready=view.ready, warming=view.warming)
+        pods = PodCounts(asked=view.ready + view.warming, ready=view.ready, warming=view.warming)
         return Observation(metrics, pods)
