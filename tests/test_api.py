@@ -137,3 +137,46 @@ def test_every_valid_spec_renders_to_objects_kubernetes_accepts(raw: dict[str, A
         for obj in render_shard(OWNER, spec, shard):
             kubernetes_validate.validate(obj, "1.32.0", strict=True)
             assert len(obj["metadata"]["name"]) <= 63
+
+
+def test_streaming_is_off_unless_the_spec_asks_and_then_gets_its_defaults() -> None:
+    assert parse_spec(_spec()).streaming is None
+    streaming = parse_spec(_spec(streaming={"maxConcurrentSequencesPerReplica": 64})).streaming
+    assert streaming is not None
+    assert (streaming.session_idle_timeout_seconds, streaming.max_session_seconds) == (10, 3600)
+
+
+@pytest.mark.parametrize(
+    ("streaming", "scaling", "message"),
+    [
+        ({}, None, "maxConcurrentSequencesPerReplica\n  Field required"),
+        ({"maxConcurrentSequencesPerReplica": 0}, None, "greater than or equal to 1"),
+        (
+            {"maxConcurrentSequencesPerReplica": 8, "sessionIdleTimeoutSeconds": 120, "maxSessionSeconds": 9},
+            {"scaleDown": {"drainSeconds": 300}},
+            "sessionIdleTimeoutSeconds 120 > maxSessionSeconds 9",
+        ),
+        (
+            {"maxConcurrentSequencesPerReplica": 8, "sessionIdleTimeoutSeconds": 60},
+            {"scaleDown": {"drainSeconds": 30}},
+            "streaming.sessionIdleTimeoutSeconds 60 > scaling.scaleDown.drainSeconds 30",
+        ),
+    ],
+    ids=["no-sequences-per-replica", "zero-sequences", "idle-longer-than-session", "idle-longer-than-drain"],
+)
+def test_a_bad_streaming_spec_is_rejected_with_a_message_naming_the_problem(
+    streaming: dict[str, Any], scaling: dict[str, Any] | None, message: str
+) -> None:
+    raw = _spec(streaming=streaming)
+    if scaling is not None:
+        raw["scaling"] = {**raw["scaling"], **scaling}
+    with pytest.raises(ValidationError) as err:
+        parse_spec(raw)
+    assert message in str(err.value)
+
+
+def test_a_streaming_spec_renders_to_objects_kubernetes_accepts() -> None:
+    spec = parse_spec(_spec(streaming={"maxConcurrentSequencesPerReplica": 64}))
+    for shard in spec.shards:
+        for obj in render_shard(OWNER, spec, shard):
+            kubernetes_validate.validate(obj, "1.32.0", strict=True)

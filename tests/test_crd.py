@@ -112,3 +112,14 @@ def test_printer_columns_and_short_name() -> None:
     ]
     assert version["subresources"] == {"status": {}}
     assert render_crd()["spec"]["names"]["shortNames"] == ["spc"]
+
+
+def test_streaming_has_no_default_so_an_absent_section_stays_off() -> None:
+    # Every other optional section defaults to {} (its fields' defaults apply); a defaulted
+    # streaming section would switch every SpeechCluster to the sequence batcher.
+    streaming = _schema()["properties"]["spec"]["properties"]["streaming"]
+    assert "default" not in streaming
+    assert streaming["required"] == ["maxConcurrentSequencesPerReplica"]
+    assert streaming["x-kubernetes-validations"][0]["rule"] == (
+        "self.sessionIdleTimeoutSeconds <= self.maxSessionSeconds"
+    )

@@ -153,3 +153,48 @@ def test_model_config_carries_dynamic_batching_from_the_spec(
         assert line in text
     for line in absent:
         assert line not in text
+
+
+STREAMING = {
+    "maxConcurrentSequencesPerReplica": 48,
+    "sessionIdleTimeoutSeconds": 15,
+    "maxSessionSeconds": 1800,
+}
+
+
+def test_a_streaming_spec_renders_the_golden_sequence_batcher_config() -> None:
+    text = render_model_config(spec_with(streaming=STREAMING))
+    golden = GOLDEN / "streaming-config.pbtxt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), "run UPDATE_GOLDEN=1 pytest tests/test_render.py and review"
+
+
+def test_streaming_replaces_dynamic_batching_with_the_sequence_batcher() -> None:
+    text = render_model_config(spec_with(streaming=STREAMING))
+    # One scheduler per model: Triton refuses a config with both.
+    assert "dynamic_batching" not in text and "sequence_batching {" in text
+    assert "max_sequence_idle_microseconds: 15000000" in text
+    assert "oldest {" in text and "max_candidate_sequences: 48" in text
+    assert "preferred_batch_size: [ 8, 16 ]" in text and "max_queue_delay_microseconds: 5000" in text
+    for name, kind in [
+        (names.SEQUENCE_START_INPUT, "CONTROL_SEQUENCE_START"),
+        (names.SEQUENCE_END_INPUT, "CONTROL_SEQUENCE_END"),
+        (names.SEQUENCE_READY_INPUT, "CONTROL_SEQUENCE_READY"),
+        (names.SEQUENCE_CORRID_INPUT, "CONTROL_SEQUENCE_CORRID"),
+    ]:
+        assert f'name: "{name}", control [ {{ kind: {kind},' in text
+    assert f'key: "{names.MODEL_PARAM_MAX_SESSION_SECONDS}"' in text and 'string_value: "1800"' in text
+    # The example's 2 s queue timeout is a dynamic-batcher policy: a live stream's chunk is
+    # never rejected for waiting.
+    assert "default_queue_policy" not in text
+
+
+def test_turning_streaming_on_rolls_the_pods() -> None:
+    plain, streaming = _example(), spec_with(streaming=STREAMING)
+    key = names.ANNOTATION_CONFIG_HASH
+    hashes = [
+        render_deployment(OWNER, s, s.shards[0])["spec"]["template"]["metadata"]["annotations"][key]
+        for s in (plain, streaming)
+    ]
+    assert hashes[0] != hashes[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import sysconfig
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +26,7 @@ def _standin() -> ModuleType:
     spec = importlib.util.spec_from_file_location("standin", DEFAULT_MODEL_DIR / "1" / "model.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 

@@ -129,6 +129,53 @@ class BatchingSpec(_Model):
         return self
 
 
+# ---------------------------------------------------------------------------- spec: streaming
+
+
+def _streaming_schema(schema: JsonDict) -> None:
+    """The CEL rule, and descriptions on one line each (`kubectl explain` keeps line breaks)."""
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "self.sessionIdleTimeoutSeconds <= self.maxSessionSeconds",
+            "message": "sessionIdleTimeoutSeconds must be <= maxSessionSeconds",
+        }
+    ]
+    properties = schema.get("properties")
+    for node in [schema, *(properties.values() if isinstance(properties, dict) else [])]:
+        if isinstance(node, dict) and isinstance(node.get("description"), str):
+            node["description"] = " ".join(str(node["description"]).split())
+
+
+class StreamingSpec(_Model):
+    """Stateful audio streams: Triton's sequence batcher instead of the dynamic batcher.
+
+    Each stream is a sequence (one correlation ID, a START on its first chunk and an END on its
+    last) whose state lives on one worker between chunks. Absent, every request stands alone."""
+
+    # The field docstrings below become the CRD's descriptions of these fields.
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra=_streaming_schema)
+
+    max_concurrent_sequences_per_replica: Annotated[int, Field(ge=1, le=4096)]
+    """Streams one replica serves at once (Triton's max_candidate_sequences): a replica's
+    capacity in streams, as requestsPerSecondPerReplica is its capacity in requests. Streams
+    beyond it wait in Triton's backlog until one ends. No default: it depends on the model
+    and the GPU's memory."""
+    session_idle_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    """A stream with no chunk for this long is dropped (Triton's
+    max_sequence_idle_microseconds) and its state freed; its next chunk must start anew."""
+    max_session_seconds: Annotated[int, Field(ge=1, le=86_400)] = 3600
+    """The longest a stream may live; the worker ends it after this, idle or not."""
+
+    @model_validator(mode="after")
+    def _idle_within_session(self) -> StreamingSpec:
+        if self.session_idle_timeout_seconds > self.max_session_seconds:
+            raise ValueError(
+                f"sessionIdleTimeoutSeconds {self.session_idle_timeout_seconds} > maxSessionSeconds"
+                f" {self.max_session_seconds}: a stream could idle longer than it may live"
+            )
+        return self
+
+
 # ---------------------------------------------------------------------------- spec: slo, capacity
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
@@ -327,6 +374,9 @@ class SpeechClusterSpec(_Model):
     model: ModelSpec
     worker: WorkerSpec = Field(default_factory=WorkerSpec)
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    streaming: StreamingSpec | None = None
+    """Stateful streams under Triton's sequence batcher; unset, requests are batched one by one
+    by the dynamic batcher (and batching's queue timeout applies, which streams do not have)."""
     slo: SLOSpec = Field(default_factory=SLOSpec)
     capacity: CapacitySpec = Field(default_factory=CapacitySpec)
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
@@ -356,6 +406,20 @@ class SpeechClusterSpec(_Model):
                 f"capacity.serviceTime: even a batch of one takes {one:.0f} ms at"
                 f" {self.slo.percentile} (with the batcher's max queue delay), above the"
                 f" {self.slo.latency_ms:g} ms SLO: raise slo.latencyMs or check the profile"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _idle_streams_drain(self) -> SpeechClusterSpec:
+        # A draining replica waits at least drainSeconds for its streams. A caller who went
+        # silent keeps a stream open until the idle timeout: with a 60 s timeout and a 30 s
+        # drain, that stream would still be open when the pod is stopped, and cut.
+        drain = self.scaling.scale_down.drain_seconds
+        if self.streaming and self.streaming.session_idle_timeout_seconds > drain:
+            raise ValueError(
+                f"streaming.sessionIdleTimeoutSeconds {self.streaming.session_idle_timeout_seconds}"
+                f" > scaling.scaleDown.drainSeconds {drain}: a silent stream would outlive a"
+                " draining replica and be cut; raise drainSeconds or lower the idle timeout"
             )
         return self
 

@@ -117,6 +117,23 @@ PROM_LABEL_CLUSTER = "voxscale_cluster"
 PROM_LABEL_SHARD = "voxscale_shard"
 PROM_LABEL_MODEL = "model"  # Triton's own label on nv_inference_* series
 
+# Stateful streams (spec.streaming). The sequence batcher hands the model these control inputs
+# (names the model reads; workers/models/asr-standin keeps a copy a test compares), and the
+# rendered config passes the session limit as a model parameter.
+SEQUENCE_START_INPUT = "START"
+SEQUENCE_END_INPUT = "END"
+SEQUENCE_READY_INPUT = "READY"
+SEQUENCE_CORRID_INPUT = "CORRID"
+MODEL_PARAM_MAX_SESSION_SECONDS = "max_session_seconds"
+# The worker's per-pod stream metrics. Triton 2.51 exports no sequence metrics of its own, so
+# these come from the model, through the Python backend's metrics API (labels: model, version).
+ACTIVE_STREAMS_METRIC = "voxscale_active_streams"
+"""Gauge: streams open on this worker now (started and not yet ended, idle-dropped or expired)."""
+STREAM_DURATION_METRIC = "voxscale_stream_duration_seconds"
+"""Histogram (_bucket/_sum/_count): first to last chunk of every closed stream, in seconds."""
+STREAMS_CLOSED_METRIC = "voxscale_streams_closed_total"
+"""Counter of closed streams by `reason`: end, idle, max_session, restart."""
+
 # Triton flags the rendered Deployment passes so the default queries have what they read:
 # per-request latency summaries with the SLO quantiles (Triton >= 23.10, `--metrics-config`).
 TRITON_METRICS_CONFIG = (

@@ -1,4 +1,4 @@
-"""The model's config.pbtxt (Triton dynamic batching from the spec) and the ConfigMap that holds it."""
+"""The model's config.pbtxt (Triton dynamic or sequence batching, from the spec) and its ConfigMap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from voxscale import names
-from voxscale.api import ShardSpec, SpeechClusterSpec
+from voxscale.api import BatchingSpec, ShardSpec, SpeechClusterSpec, StreamingSpec
 from voxscale.render.common import Owner, metadata
 
 
@@ -14,8 +14,8 @@ def render_model_config(spec: SpeechClusterSpec) -> str:
     """Triton model configuration in protobuf text format.
 
     Inputs and outputs are left to Triton's config auto-complete (the backend fills them
-    from the model), so this file only carries what the operator decides: batching,
-    instances, version and the queue policy.
+    from the model), so this file only carries what the operator decides: batching (dynamic,
+    or sequence batching when spec.streaming is set), instances, version and the queue policy.
     """
     b = spec.batching
     kind = "KIND_GPU" if spec.worker.gpus > 0 else "KIND_CPU"
@@ -26,12 +26,11 @@ def render_model_config(spec: SpeechClusterSpec) -> str:
         f"max_batch_size: {b.max_batch_size}",
         f"version_policy: {{ specific: {{ versions: [ {spec.model.version} ] }} }}",
         f"instance_group [ {{ count: {b.instance_count}, kind: {kind} }} ]",
-        "dynamic_batching {",
     ]
-    if b.preferred_batch_sizes:
-        sizes = ", ".join(str(s) for s in b.preferred_batch_sizes)
-        lines.append(f"  preferred_batch_size: [ {sizes} ]")
-    lines.append(f"  max_queue_delay_microseconds: {b.max_queue_delay_microseconds}")
+    if spec.streaming is not None:
+        return "\n".join(lines + _sequence_batching(b, spec.streaming)) + "\n"
+    lines.append("dynamic_batching {")
+    lines += _batch_sizes(b, "  ")
     if b.queue_timeout_microseconds > 0:
         # Reject rather than serve a request that already missed its deadline: a late
         # answer costs GPU time and still violates the SLO.
@@ -44,6 +43,50 @@ def render_model_config(spec: SpeechClusterSpec) -> str:
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _batch_sizes(b: BatchingSpec, indent: str) -> list[str]:
+    lines = []
+    if b.preferred_batch_sizes:
+        sizes = ", ".join(str(s) for s in b.preferred_batch_sizes)
+        lines.append(f"{indent}preferred_batch_size: [ {sizes} ]")
+    lines.append(f"{indent}max_queue_delay_microseconds: {b.max_queue_delay_microseconds}")
+    return lines
+
+
+def _control(name: str, kind: str, value: str) -> str:
+    return f'    {{ name: "{name}", control [ {{ kind: {kind}, {value} }} ] }}'
+
+
+def _sequence_batching(b: BatchingSpec, s: StreamingSpec) -> list[str]:
+    """Triton's sequence batcher, Oldest strategy, and the session limit as a model parameter.
+
+    Oldest, not Direct: the stand-in (like a streaming ASR model with its own decoder
+    state) keeps each stream's state by correlation ID, not in a batch slot, so a stream may
+    run in any slot, and the batcher forms batches across up to maxConcurrentSequences live
+    streams (Direct would cap them at maxBatchSize x instances, 32 with the defaults). There is
+    no queue policy: a chunk of a live stream is never rejected for waiting.
+    """
+    flags = "int32_false_true: [ 0, 1 ]"
+    return [
+        "sequence_batching {",
+        f"  max_sequence_idle_microseconds: {s.session_idle_timeout_seconds * 1_000_000}",
+        "  control_input [",
+        _control(names.SEQUENCE_START_INPUT, "CONTROL_SEQUENCE_START", flags) + ",",
+        _control(names.SEQUENCE_END_INPUT, "CONTROL_SEQUENCE_END", flags) + ",",
+        _control(names.SEQUENCE_READY_INPUT, "CONTROL_SEQUENCE_READY", flags) + ",",
+        _control(names.SEQUENCE_CORRID_INPUT, "CONTROL_SEQUENCE_CORRID", "data_type: TYPE_UINT64"),
+        "  ]",
+        "  oldest {",
+        f"    max_candidate_sequences: {s.max_concurrent_sequences_per_replica}",
+        *_batch_sizes(b, "    "),
+        "  }",
+        "}",
+        "parameters {",
+        f'  key: "{names.MODEL_PARAM_MAX_SESSION_SECONDS}"',
+        f'  value: {{ string_value: "{s.max_session_seconds}" }}',
+        "}",
+    ]
 
 
 def config_hash(text: str) -> str:

@@ -128,11 +128,48 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write the summary and every record as JSON here")
     p.add_argument("--no-progress", action="store_true")
+    streams = p.add_argument_group("streams (a worker rendered with spec.streaming)")
+    streams.add_argument("--streams", type=int, help="open this many streams instead of single requests")
+    streams.add_argument("--chunks", type=int, default=10, help="chunks per stream (its length)")
+    streams.add_argument("--chunks-max", type=int, help="mixed lengths: uniform in [--chunks, this]")
+    streams.add_argument("--pace", type=float, help="seconds between a stream's chunks (default: real time)")
+    streams.add_argument("--stagger", type=float, default=0.0, help="seconds between stream starts")
+    streams.add_argument("--first-sequence-id", type=int, default=1)
     p.set_defaults(handler=run)
     return p
 
 
+def run_streams_mode(args: argparse.Namespace) -> int:
+    from voxscale_lab.worker.streams import run_streams
+
+    rng = np.random.default_rng(args.seed)
+    high = max(args.chunks, args.chunks_max or args.chunks)
+    chunks = [int(n) for n in rng.integers(args.chunks, high + 1, size=args.streams)]
+    result = run_streams(
+        args.url,
+        args.model,
+        chunks,
+        chunk_audio(args.audio_seconds, args.seed),
+        pace=args.audio_seconds if args.pace is None else args.pace,
+        first_id=args.first_sequence_id,
+        stagger=args.stagger,
+        client_timeout=args.timeout,
+    )
+    s = result["summary"]
+    print(
+        f"{s['streams']} streams, {s['chunks']} chunks over {s['wall_seconds']} s: ended {s['ended']},"
+        f" cut {s['cut']}; chunk p50 {s['chunk_p50_ms']} ms, p95 {s['chunk_p95_ms']} ms,"
+        f" p99 {s['chunk_p99_ms']} ms"
+    )
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+        print(f"results: {args.out}", file=sys.stderr)
+    return 0 if s["cut"] == 0 else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.streams:
+        return run_streams_mode(args)
     arrivals = schedule(args)
     target = Target(args.url, args.model, chunk_audio(args.audio_seconds, args.seed), args.timeout)
     result = run_load(target, arrivals, show_progress=not args.no_progress)

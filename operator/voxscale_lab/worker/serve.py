@@ -32,11 +32,14 @@ def worker_spec(
     *,
     max_batch_size: int | None = None,
     max_queue_delay_us: int | None = None,
+    streaming: dict[str, Any] | None = None,
 ) -> SpeechClusterSpec:
     """The spec the worker is rendered from: the manifest's (or defaults), on CPU, this model.
 
     The CPU build of Triton has no GPU instance kind, so `gpus` is forced to 0 (KIND_CPU);
     `max_batch_size=1` turns dynamic batching off in effect (no preferred sizes above 1).
+    `streaming` (spec.streaming's fields, camelCase) is laid over the manifest's and turns the
+    sequence batcher on.
     """
     raw: dict[str, Any] = (
         base.model_dump(by_alias=True, exclude_none=True)
@@ -54,6 +57,8 @@ def worker_spec(
     if max_queue_delay_us is not None:
         batching["maxQueueDelayMicroseconds"] = max_queue_delay_us
     raw["batching"] = batching
+    if streaming is not None:
+        raw["streaming"] = {**raw.get("streaming", {}), **streaming}
     return parse_spec(raw)
 
 
@@ -172,9 +177,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--max-batch-size", type=int, help="override; 1 = dynamic batching off")
     p.add_argument("--max-queue-delay-us", type=int, help="override the dynamic batcher's queue delay")
     p.add_argument("--load-seconds", type=float, help="stand-in only: artificial model-load delay (GPU load)")
+    p.add_argument(
+        "--streams-per-replica",
+        type=int,
+        help="streaming on (Triton's sequence batcher): spec.streaming.maxConcurrentSequencesPerReplica",
+    )
+    p.add_argument("--session-idle-timeout", type=int, help="with streaming: sessionIdleTimeoutSeconds")
+    p.add_argument("--max-session-seconds", type=int, help="with streaming: maxSessionSeconds")
     p.add_argument("--ready-timeout", type=float, default=600.0)
     p.set_defaults(handler=run)
     return p
+
+
+def streaming_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """spec.streaming fields from the flags; None (the manifest's, or off) when none is given."""
+    given = {
+        "maxConcurrentSequencesPerReplica": args.streams_per_replica,
+        "sessionIdleTimeoutSeconds": args.session_idle_timeout,
+        "maxSessionSeconds": args.max_session_seconds,
+    }
+    options = {k: v for k, v in given.items() if v is not None}
+    return options or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,7 +208,11 @@ def run(args: argparse.Namespace) -> int:
         base = load_manifest(args.manifest).spec
     model_dir = Path(args.model_dir).resolve()
     spec = worker_spec(
-        model_dir.name, base, max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us
+        model_dir.name,
+        base,
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_us=args.max_queue_delay_us,
+        streaming=streaming_options(args),
     )
     worker = Worker(
         model_dir,
