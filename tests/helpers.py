@@ -61,6 +61,10 @@ class RecordingKube:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     secret_reads: list[str] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, name) of every delete_object call."""
+    apply_errors: dict[str, Exception] = field(default_factory=dict)
+    """kind -> what applying an object of that kind raises (e.g. KindNotServedError)."""
 
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
         self.calls.append("read_shard")
@@ -90,6 +94,8 @@ class RecordingKube:
 
     def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]:
         self.calls.append("apply")
+        if obj["kind"] in self.apply_errors:
+            raise self.apply_errors[obj["kind"]]
         self.applied.append(obj)
         shard = obj["metadata"].get("labels", {}).get(names.LABEL_SHARD)
         if shard is not None:
@@ -101,6 +107,10 @@ class RecordingKube:
         removed = sorted(self.existing_shards - keep)
         self.existing_shards &= keep
         return removed
+
+    def delete_object(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.calls.append("delete_object")
+        self.deleted.append((kind, name))
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str:
         self.calls.append("read_secret_key")

@@ -37,6 +37,9 @@ NAMESPACED_ALLOWED = {
     ("autoscaling", "horizontalpodautoscalers", "list"),
     ("", "events", "create"),
     ("", "secrets", "get"),
+    # routing.py applies the SpeechCluster's route and deletes it by name: never reads or lists it.
+    *{(names.GATEWAY_API_GROUP, plural, v) for _, plural in names.ROUTE_KINDS.values()
+      for v in ("create", "patch", "delete")},
 }
 # kopf's CRD watch is a cluster-scoped read in both modes.
 CLUSTER_SCOPED_ALLOWED = {

@@ -352,6 +352,75 @@ class PrometheusSpec(_Model):
     queries: QueryTemplates = Field(default_factory=QueryTemplates)
 
 
+# ---------------------------------------------------------------------------- spec: routing
+
+# A header name as Gateway API matches it (RFC 7230 token characters); lower case by convention,
+# since HTTP/2 sends header names in lower case and a match ignores case.
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"
+# Gateway API's Duration (GEP-2257): up to four whole units of h, m, s or ms, e.g. "1h30m".
+GATEWAY_DURATION = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"
+DNS_SUBDOMAIN = rf"^{names.DNS_1123_LABEL_PATTERN}(\.{names.DNS_1123_LABEL_PATTERN})*$"
+LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+HeaderName = Annotated[str, Field(min_length=1, max_length=128, pattern=HEADER_NAME)]
+Language = Annotated[str, Field(min_length=2, max_length=16, pattern=LANGUAGE)]
+
+
+class GatewayRef(_Model):
+    """A Gateway (or one of its listeners) the route attaches to: a Gateway API parentRef."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    namespace: Annotated[str, Field(min_length=1, max_length=63,
+                                    pattern=rf"^{names.DNS_1123_LABEL_PATTERN}$")] | None = None
+    """Unset: the SpeechCluster's namespace."""
+    section_name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] | None = None
+    """One listener of the Gateway; unset attaches to every listener that allows the route."""
+
+
+class SessionSpec(_Model):
+    """Gateway API session persistence on every rule: one caller's session stays on one worker."""
+
+    type: Literal["Header", "Cookie"] = "Header"
+    """Header suits gRPC clients (the gateway returns a token header the client sends back);
+    Cookie suits browsers."""
+    name: HeaderName = "x-voxscale-session"
+    """The header or cookie that carries the session token (Gateway API's sessionName)."""
+    absolute_timeout: Annotated[str, Field(min_length=2, max_length=24,
+                                           pattern=GATEWAY_DURATION)] | None = None
+    """After this a session may move to another worker (Gateway API Duration, e.g. "1h")."""
+
+
+_HEADERS_DIFFER: JsonDict = {
+    "rule": "self.languageHeader.lowerAscii() != self.regionHeader.lowerAscii()",
+    "message": "languageHeader and regionHeader must be different headers",
+}
+
+
+class RoutingSpec(_Model):
+    """The front door: one Gateway API route, a rule per shard matching its languages and region."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_HEADERS_DIFFER]})
+
+    parent_refs: Annotated[list[GatewayRef], Field(min_length=1, max_length=32)]
+    protocol: Literal["grpc", "http"] = "grpc"
+    """grpc renders a GRPCRoute to the shards' gRPC port (Triton's streaming API); http an
+    HTTPRoute to their HTTP port."""
+    language_header: HeaderName = "x-language"
+    region_header: HeaderName = "x-region"
+    """With it a caller picks the region of a language served in several; without it, the
+    first shard in spec order that serves the language."""
+    session: SessionSpec = Field(default_factory=SessionSpec)
+    languages: Annotated[list[Language], Field(max_length=64)] = Field(default_factory=list)
+    """Languages the front door must route; one that no shard serves is reported
+    (LanguageUnserved). Empty: whatever the shards serve."""
+
+    @model_validator(mode="after")
+    def _headers_differ(self) -> RoutingSpec:
+        if self.language_header.lower() == self.region_header.lower():
+            raise ValueError(f"languageHeader and regionHeader are both {self.language_header!r}")
+        return self
+
+
 # ---------------------------------------------------------------------------- spec
 
 
@@ -382,6 +451,8 @@ class SpeechClusterSpec(_Model):
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     shards: Annotated[list[ShardSpec], Field(min_length=1, max_length=32)]
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
+    routing: RoutingSpec | None = None
+    """Gateway API routes to the shards; unset, the operator renders none (and removes its own)."""
 
     @field_validator("shards")
     @classmethod
@@ -497,6 +568,17 @@ class ShardStatus(_Model):
     scaler_state: ScalerState = Field(default_factory=ScalerState)
 
 
+class RoutingStatus(_Model):
+    """What became of spec.routing; every tick mirrors it into the Routed condition."""
+
+    kind: Annotated[str, Field(max_length=64)]
+    name: Annotated[str, Field(max_length=253)]
+    routed: bool
+    reason: Annotated[str, Field(max_length=64)]
+    message: Text = ""
+    observed_generation: int | None = None
+
+
 class SpeechClusterStatus(_Model):
     observed_generation: int | None = None
     conditions: Annotated[list[Condition], Field(max_length=16)] = Field(default_factory=list)
@@ -507,6 +589,7 @@ class SpeechClusterStatus(_Model):
     ready_replicas: int = 0
     worst_latency_ms: float | None = None
     mode: Mode | None = None
+    routing: RoutingStatus | None = None
 
 
 def parse_spec(spec: dict[str, Any]) -> SpeechClusterSpec:

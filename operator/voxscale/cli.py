@@ -34,8 +34,17 @@ def _render(args: argparse.Namespace) -> int:
 
     cluster = load_manifest(Path(args.manifest))
     objects: list[dict[str, Any]] = []
+    owner = cluster.owner(uid="<uid-of-the-speechcluster>")
     for shard in cluster.spec.shards:
-        objects += render_shard(cluster.owner(uid="<uid-of-the-speechcluster>"), cluster.spec, shard)
+        objects += render_shard(owner, cluster.spec, shard)
+    if cluster.spec.routing is not None:
+        from voxscale.render.routes import plan_route
+
+        plan = plan_route(owner, cluster.spec, cluster.spec.routing)
+        for reason, message in plan.problems:
+            sys.stderr.write(f"{reason}: {message}\n")
+        if plan.route is not None:
+            objects.append(plan.route)
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
     return 0
 

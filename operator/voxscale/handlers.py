@@ -20,6 +20,7 @@ from voxscale.metrics.endpoints import AllowList
 from voxscale.metrics.promql import check_template
 from voxscale.render import Owner, render_shard
 from voxscale.render.status import set_condition
+from voxscale.routing import RouteAPI, reconcile_routes
 from voxscale.sources import SourceCache, endpoint_refusal
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ REAPPLY_EVERY_SECONDS = 60.0
 RETRY_DELAY_SECONDS = 30.0
 
 
-class OperatorAPI(ClusterAPI, Protocol):
+class OperatorAPI(ClusterAPI, RouteAPI, Protocol):
     """What the handlers need from Kubernetes: a tick's calls, plus applying and deleting shard
     objects and reading the Prometheus token (voxscale.k8s.Kube implements it)."""
 
@@ -128,7 +129,8 @@ def _refuse(body: kopf.Body | dict[str, Any], kube: OperatorAPI, reason: str, me
 def reconcile_children(
     body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: OperatorAPI
 ) -> list[str]:
-    """Apply every shard's objects; delete the objects of shards no longer in the spec."""
+    """Apply every shard's objects; delete the objects of shards no longer in the spec; apply
+    (or remove) the Gateway API route of spec.routing."""
     meta = body["metadata"]
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     for shard in spec.shards:
@@ -143,6 +145,7 @@ def reconcile_children(
             f"shard {shard_name} left the spec: its Deployment, Service, ConfigMap and PDB were deleted",
             datetime.now(UTC),
         )
+    reconcile_routes(body, spec, kube, now=datetime.now(UTC))
     return removed
 
 

@@ -12,6 +12,7 @@ kubeconfig, auth and error types. (Before, this module drove the generated ApiCl
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
@@ -27,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from voxscale import names
 from voxscale.decide.types import PodCounts
@@ -69,6 +71,14 @@ class KubeApiError(ApiException):
     def __str__(self) -> str:
         line = f"HTTP {self.status} {self.reason or ''}".rstrip()
         return f"{line}: {self.message}" if self.message else line
+
+
+class KindNotServedError(ResourceNotFoundError):
+    """The API server serves no such kind: its CRD is not installed (e.g. Gateway API routes)."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        super().__init__(f"the API server serves no {kind} in {api_version}")
+        self.api_version, self.kind = api_version, kind
 
 
 def _status_message(body: Any) -> str:
@@ -157,7 +167,10 @@ class Kube:
                 self._dynamic = _Dynamic(self.api, cache_file=_NO_DISCOVERY_FILE)  # type: ignore[no-untyped-call]
             key = (api_version, kind)
             if key not in self._resources:
-                self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
+                try:
+                    self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
+                except ResourceNotFoundError:
+                    raise KindNotServedError(api_version, kind) from None
             return self._resources[key]
 
     def _get(self, api_version: str, kind: str, namespace: str, name: str | None = None,
@@ -202,6 +215,12 @@ class Kube:
                     self._delete(api_version, kind, namespace, item["metadata"]["name"])
                     removed.add(shard)
         return sorted(removed)
+
+    @_plain_errors
+    def delete_object(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete one object; one that is gone already, or a kind not served, is no error."""
+        with contextlib.suppress(KindNotServedError):
+            self._delete(api_version, kind, namespace, name)
 
     def _delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         resource = self._resource(api_version, kind)

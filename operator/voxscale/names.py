@@ -140,3 +140,29 @@ TRITON_METRICS_CONFIG = (
     "summary_latencies=true",
     "summary_quantiles=0.5:0.05,0.9:0.01,0.95:0.001,0.99:0.001",
 )
+
+# The front door (spec.routing): Gateway API routes, one per SpeechCluster, named after it.
+# The Gateway API release the routes are rendered for and tested against (e2e/cluster/gateway-api.sh
+# reads this line): its experimental channel, the one with sessionPersistence on route rules.
+GATEWAY_API_RELEASE = "v1.6.3"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API_VERSION = f"{GATEWAY_API_GROUP}/v1"
+# protocol -> (route kind, plural): the chart's RBAC and tests/test_chart.py read the plurals.
+ROUTE_KINDS = {"grpc": ("GRPCRoute", "grpcroutes"), "http": ("HTTPRoute", "httproutes")}
+COMPONENT_ROUTING = "routing"
+CONDITION_ROUTED = "Routed"
+REASON_ROUTES_APPLIED = "RoutesApplied"
+REASON_ROUTES_REMOVED = "RoutesRemoved"
+REASON_ROUTING_CONFLICT = "RoutingConflict"
+"""Two shards of one region serve a language: the route is left as it was."""
+REASON_LANGUAGE_UNSERVED = "LanguageUnserved"
+"""spec.routing.languages names a language no shard serves: the others are routed."""
+REASON_ROUTING_UNAVAILABLE = "RoutingUnavailable"
+"""The cluster serves no route kind (the Gateway API CRDs are not installed)."""
+REASON_ROUTE_REJECTED = "RouteRejected"
+"""The API server refused the route (schema, CEL, RBAC) or it exceeds Gateway API's limits."""
+
+
+def route_name(cluster: str) -> str:
+    """The SpeechCluster's one route (GRPCRoute or HTTPRoute): the cluster's own name."""
+    return cluster

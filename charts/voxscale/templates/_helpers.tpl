@@ -67,6 +67,11 @@ the operator applies has both `patch` and `create`.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "create", "patch", "delete"]
+# routing.reconcile_routes: the SpeechCluster's one Gateway API route (spec.routing), by
+# server-side apply and by name (Kube.delete_object when routing is removed or changes kind).
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["grpcroutes", "httproutes"]
+  verbs: ["create", "patch", "delete"]
 # Kube.read_shard counts ready / warming / pending pods (never watched).
 - apiGroups: [""]
   resources: ["pods"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from voxscale import names
-from voxscale.api import Condition, Mode, ShardStatus, SpeechClusterStatus
+from voxscale.api import Condition, Mode, RoutingStatus, ShardStatus, SpeechClusterStatus
 from voxscale.decide.types import Decision, Forecast, Observation
 
 # Worst first: the cluster-wide mode shown by `kubectl get spc` is its worst shard's.
@@ -117,6 +117,20 @@ def cluster_conditions(
     return conditions
 
 
+def routing_condition(
+    conditions: Sequence[Condition], routing: RoutingStatus | None, now: datetime
+) -> list[Condition]:
+    """The Routed condition as status.routing says; none without routing. The tick rewrites the
+    whole list from a view that can be a moment old, so the condition is re-derived from
+    status.routing (which only the reconcile writes) rather than carried over."""
+    if routing is None:
+        return [c for c in conditions if c.type != names.CONDITION_ROUTED]
+    return set_condition(
+        conditions, names.CONDITION_ROUTED, routing.routed, reason=routing.reason,
+        message=routing.message, now=now, generation=routing.observed_generation,
+    )
+
+
 def cluster_status(
     reports: Sequence[ShardReport], previous: SpeechClusterStatus, now: datetime, generation: int | None
 ) -> SpeechClusterStatus:
@@ -126,7 +140,9 @@ def cluster_status(
         observed_generation=previous.observed_generation
         if previous.observed_generation is not None
         else generation,
-        conditions=cluster_conditions(reports, previous.conditions, now, generation),
+        conditions=routing_condition(
+            cluster_conditions(reports, previous.conditions, now, generation), previous.routing, now
+        ),
         shards=shards,
         shard_count=len(shards),
         desired_replicas=sum(s.replicas for s in shards),
