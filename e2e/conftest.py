@@ -19,6 +19,7 @@ from voxscale_lab.devcluster import ClusterError, Kubectl, up
 from voxscale_lab.devcluster.binaries import ensure_binaries
 from voxscale_lab.devcluster.components import Layout
 from voxscale_lab.devcluster.fleet import attach_fleet, detach_fleet
+from voxscale_lab.harness.gateway_api import install_gateway_api
 from voxscale_lab.harness.prometheus import PrometheusServer, require_binary_for_test, run_prometheus
 
 
@@ -87,6 +88,17 @@ def kubectl(cluster: E2ECluster) -> Kubectl:
 def speechcluster_crd(kubectl: Kubectl) -> dict[str, Any]:
     """crds/speechcluster.yaml installed and Established (the stored CRD object)."""
     return install_crd(kubectl)
+
+
+@pytest.fixture(scope="session")
+def gateway_api_crds(kubectl: Kubectl) -> dict[str, dict[str, Any]]:
+    """The real Gateway API CRDs (names.GATEWAY_API_RELEASE, experimental channel: route kinds,
+    Gateway, GatewayClass, ReferenceGrant) installed and Established; plural -> stored CRD.
+    Fetched once from the Go module proxy by e2e/cluster/gateway-api.sh."""
+    try:
+        return install_gateway_api(kubectl)
+    except ClusterError as e:
+        pytest.fail(f"the Gateway API CRDs could not be fetched: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

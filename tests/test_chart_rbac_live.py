@@ -11,6 +11,7 @@ import yaml
 
 from tests.test_chart import RELEASE, RELEASE_NS, render
 from voxscale_lab.devcluster import ClusterError, Kubectl, LocalCluster, up
+from voxscale_lab.harness.gateway_api import install_gateway_api
 from voxscale_lab.harness.manifests import example_speechcluster, install_crd
 from voxscale_lab.harness.operator_process import OperatorProcess
 from voxscale_lab.harness.ports import free_port
@@ -28,7 +29,13 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
     except ClusterError as e:
         pytest.fail(f"the local control plane did not start (make cluster-binaries): {e}", pytrace=False)
     try:
+        install_gateway_api(cluster.kubectl)
         install_crd(cluster.kubectl)
+        # New CRDs' watch caches answer 429 "storage is (re)initializing" for a while (seen here
+        # with six CRDs just installed): the operator's first watch would log it as an ERROR.
+        watch = "/apis/voxscale.io/v1alpha1/speechclusters?watch=1&timeoutSeconds=1"
+        eventually("a SpeechCluster watch", lambda: cluster.kubectl.run("get", "--raw", watch,
+                                                                         check=False).returncode == 0, 60)
         cluster.kubectl.run("create", "namespace", RELEASE_NS)
         yield cluster.kubectl
     finally:
@@ -43,6 +50,7 @@ def _speechcluster(ns: str) -> dict[str, Any]:
         "timeoutSeconds": 1,
         "bearerTokenSecretRef": {"name": "prometheus-token", "key": "token"},
     }
+    sc["spec"]["routing"] = {"parentRefs": [{"name": "speech-gateway"}]}
     sc["spec"]["scaling"].update(
         intervalSeconds=2, fallback={"failureThreshold": 2, "replicas": 3}, forecast={"enabled": False}
     )
@@ -53,20 +61,31 @@ def _count(kubectl: Kubectl, kind: str, ns: str) -> int:
     return len(kubectl.json("get", kind, "-n", ns, "-l", "voxscale.io/cluster=asr")["items"])
 
 
+def _route_rules(kubectl: Kubectl, ns: str) -> int | None:
+    route = "grpcroutes.gateway.networking.k8s.io"
+    out = kubectl.run("get", route, "asr", "-n", ns, "-o", "json", check=False)
+    return len(yaml.safe_load(out.stdout)["spec"]["rules"]) if out.returncode == 0 else None
+
+
 def _replicas(kubectl: Kubectl, ns: str) -> set[int]:
     return {d["spec"].get("replicas") for d in kubectl.json("get", "deploy", "-n", ns)["items"]}
 
 
 def _whole_job(kubectl: Kubectl, ns: str) -> None:
-    """Create, scale, status, shard removal, drift correction and deletion, as an operator would."""
+    """Create, scale, status, the route, shard removal, drift correction and deletion, as in use."""
     kubectl.apply(_speechcluster(ns))
     for kind in ("deploy", "svc", "cm", "pdb"):  # server-side apply that creates
         eventually(f"3 {kind} applied", lambda k=kind: _count(kubectl, k, ns) == 3, 60)  # type: ignore[misc]
+    eventually("the GRPCRoute applied", lambda: _route_rules(kubectl, ns) == 3, 60)
     eventually("fallback floor applied by the scaler", lambda: _replicas(kubectl, ns) == {3}, 60)
     eventually("status written", lambda: kubectl.json("get", "speechclusters", "asr", "-n", ns).get("status"))
     kubectl.run("patch", "speechclusters", "asr", "-n", ns, "--type=json", "-p",
                 '[{"op": "remove", "path": "/spec/shards/2"}]')  # fmt: skip
     eventually("shard objects deleted", lambda: _count(kubectl, "deploy", ns) == 2, 60)
+    eventually("the route without the shard", lambda: _route_rules(kubectl, ns) == 2, 60)
+    no_routing = '{"spec": {"routing": null}}'
+    kubectl.run("patch", "speechclusters", "asr", "-n", ns, "--type=merge", "-p", no_routing)
+    eventually("the route deleted", lambda: _route_rules(kubectl, ns) is None, 60)
     kubectl.run("scale", "deploy/asr-eu-en", "-n", ns, "--replicas=7")
     eventually("hand scale undone", lambda: _replicas(kubectl, ns) == {3}, 60)
     kubectl.run("delete", "speechclusters", "asr", "-n", ns, "--wait=false")
@@ -103,4 +122,4 @@ def test_the_operator_does_its_whole_job_with_only_the_charts_rbac(
     assert TOKEN not in log
     reasons = {e["reason"] for e in kubectl.json("get", "events", "-n", ns)["items"]
                if e.get("reportingComponent") == "voxscale-operator"}  # fmt: skip
-    assert reasons >= {"ScaledUp", "ShardRemoved", "DriftCorrected"}
+    assert reasons >= {"ScaledUp", "ShardRemoved", "DriftCorrected", "RoutesApplied", "RoutesRemoved"}

@@ -24,7 +24,7 @@ def install_crd(kubectl: Kubectl, path: Path = CRD_FILE, timeout: float = 60.0) 
 
     def established() -> dict[str, Any] | None:
         stored: dict[str, Any] = kubectl.json("get", "crd", name)
-        conditions = {c["type"]: c for c in stored.get("status", {}).get("conditions", [])}
+        conditions = {c["type"]: c for c in (stored.get("status") or {}).get("conditions") or []}
         bad = conditions.get("NamesAccepted", {}).get("status") == "False"
         assert not bad, f"CRD names not accepted: {conditions['NamesAccepted'].get('message')}"
         return stored if conditions.get("Established", {}).get("status") == "True" else None
