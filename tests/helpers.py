@@ -14,7 +14,7 @@ import yaml
 from voxscale import names
 from voxscale.api import SpeechClusterSpec, parse_spec
 from voxscale.decide.types import PodCounts, ShardMetrics
-from voxscale.metrics.protocol import ShardSelector
+from voxscale.metrics.protocol import PodStreams, ShardSelector
 from voxscale.pods import ShardPods
 from voxscale.series import History
 
@@ -26,6 +26,16 @@ def example_doc() -> dict[str, Any]:
     doc = yaml.safe_load(EXAMPLE.read_text())
     assert isinstance(doc, dict)
     return doc
+
+
+def pod_json(name: str, labels: dict[str, str], *, ready: bool = True,
+             annotations: dict[str, str] | None = None, terminating: bool = False) -> dict[str, Any]:
+    """A worker pod as the API returns it: Running, Ready or not, maybe terminating."""
+    meta: dict[str, Any] = {"name": name, "labels": dict(labels), "annotations": dict(annotations or {})}
+    if terminating:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    ready_condition = {"type": "Ready", "status": "True" if ready else "False"}
+    return {"metadata": meta, "status": {"phase": "Running", "conditions": [ready_condition]}}
 
 
 def spec_with(**overrides: Any) -> SpeechClusterSpec:
@@ -65,6 +75,12 @@ class RecordingKube:
     """(kind, name) of every delete_object call."""
     apply_errors: dict[str, Exception] = field(default_factory=dict)
     """kind -> what applying an object of that kind raises (e.g. KindNotServedError)."""
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    """Pod JSON that list_pods filters by label selector; patch_pod merges into it."""
+    patched: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(pod, patch) of every patch_pod call."""
+    patch_error: Exception | None = None
+    """What patch_pod raises (e.g. a 403 when RBAC lacks pods patch)."""
 
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
         self.calls.append("read_shard")
@@ -79,6 +95,21 @@ class RecordingKube:
         self.calls.append("scale")
         self.replicas[deployment] = replicas
         self.scaled.append((deployment, replicas))
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.calls.append("list_pods")
+        wanted = dict(pair.split("=", 1) for pair in selector.split(",") if pair)
+        return [copy.deepcopy(p) for p in self.pods
+                if wanted.items() <= (p["metadata"].get("labels") or {}).items()]
+
+    def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.calls.append("patch_pod")
+        if self.patch_error is not None:
+            raise self.patch_error
+        self.patched.append((name, patch))
+        pod = next(p for p in self.pods if p["metadata"]["name"] == name)
+        annotations = pod["metadata"].setdefault("annotations", {})
+        annotations.update(patch.get("metadata", {}).get("annotations", {}))
 
     def hpa_targets(self, namespace: str) -> dict[str, str]:
         self.calls.append("hpa_targets")
@@ -126,6 +157,10 @@ class FakeMetrics:
     rate: dict[str, float | None]
     latency_ms: float | None = 100.0
     closed: bool = False
+    streams: dict[str, dict[str, float]] = field(default_factory=dict)
+    """shard -> {pod: live streams}; a pod left out has no data."""
+    session_p99: dict[str, float] = field(default_factory=dict)
+    """shard -> p99 stream length in seconds; a shard left out has no data."""
 
     def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
         rate = self.rate.get(selector.shard)
@@ -137,6 +172,13 @@ class FakeMetrics:
         n = int((end - start) // step) + 1
         rate = self.rate.get(selector.shard)
         return History.of(start, step, np.full(n, np.nan if rate is None else rate))
+
+    def pod_streams(self, selector: ShardSelector, now: float) -> PodStreams:
+        by_pod = self.streams.get(selector.shard, {})
+        return PodStreams(now, dict(by_pod), () if by_pod else ("active_streams: empty result",))
+
+    def session_seconds(self, selector: ShardSelector, now: float) -> float | None:
+        return self.session_p99.get(selector.shard)
 
     def close(self) -> None:
         self.closed = True

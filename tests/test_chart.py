@@ -34,6 +34,7 @@ NAMESPACED_ALLOWED = {
     *{("", r, v) for r in ("configmaps", "services") for v in ("list", "create", "patch", "delete")},
     *{("policy", "poddisruptionbudgets", v) for v in ("list", "create", "patch", "delete")},
     ("", "pods", "list"),
+    ("", "pods", "patch"),  # the deletion cost before a streaming shard's scale-in
     ("autoscaling", "horizontalpodautoscalers", "list"),
     ("", "events", "create"),
     ("", "secrets", "get"),

@@ -51,6 +51,8 @@ def _speechcluster(ns: str) -> dict[str, Any]:
         "bearerTokenSecretRef": {"name": "prometheus-token", "key": "token"},
     }
     sc["spec"]["routing"] = {"parentRefs": [{"name": "speech-gateway"}]}
+    # Streaming: undoing the hand scale below is a scale-in that patches pods' deletion costs.
+    sc["spec"]["streaming"] = {"maxConcurrentSequencesPerReplica": 8}
     sc["spec"]["scaling"].update(
         intervalSeconds=2, fallback={"failureThreshold": 2, "replicas": 3}, forecast={"enabled": False}
     )
@@ -71,6 +73,12 @@ def _replicas(kubectl: Kubectl, ns: str) -> set[int]:
     return {d["spec"].get("replicas") for d in kubectl.json("get", "deploy", "-n", ns)["items"]}
 
 
+def _deletion_costs(kubectl: Kubectl, ns: str) -> set[str]:
+    pods = kubectl.json("get", "pods", "-n", ns, "-l", "voxscale.io/shard=eu-en")["items"]
+    key = "controller.kubernetes.io/pod-deletion-cost"
+    return {p["metadata"].get("annotations", {}).get(key) for p in pods} - {None}
+
+
 def _whole_job(kubectl: Kubectl, ns: str) -> None:
     """Create, scale, status, the route, shard removal, drift correction and deletion, as in use."""
     kubectl.apply(_speechcluster(ns))
@@ -88,6 +96,7 @@ def _whole_job(kubectl: Kubectl, ns: str) -> None:
     eventually("the route deleted", lambda: _route_rules(kubectl, ns) is None, 60)
     kubectl.run("scale", "deploy/asr-eu-en", "-n", ns, "--replicas=7")
     eventually("hand scale undone", lambda: _replicas(kubectl, ns) == {3}, 60)
+    eventually("deletion costs patched before the scale-in", lambda: _deletion_costs(kubectl, ns), 30)
     kubectl.run("delete", "speechclusters", "asr", "-n", ns, "--wait=false")
     eventually("finalizer released", lambda: not kubectl.json("get", "speechclusters", "-n", ns)["items"], 60)
 

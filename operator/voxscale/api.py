@@ -561,6 +561,10 @@ class ShardStatus(_Model):
     """The rate the plan sized for: forecast upper over the horizon + the miss it carries."""
     horizon_seconds: float | None = None
     learned_warmup_seconds: float | None = None
+    drain_seconds: Annotated[int, Field(ge=0)] | None = None
+    """Streaming shards: how long a removed replica may drain its streams, learned from the
+    p99 session length within [scaleDown.drainSeconds, streaming.maxSessionSeconds]; the
+    worker pods' terminationGracePeriodSeconds is rendered from it."""
     mode: Mode = "hold"
     winning_term: Term = "current"
     reasons: Annotated[list[Text], Field(max_length=16)] = Field(default_factory=list)

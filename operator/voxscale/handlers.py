@@ -133,8 +133,10 @@ def reconcile_children(
     (or remove) the Gateway API route of spec.routing."""
     meta = body["metadata"]
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    # A streaming shard's drain is learned by the loop into status; its pods' grace follows it.
+    drains = {s.name: s.drain_seconds for s in stored_status(body).shards}
     for shard in spec.shards:
-        for obj in render_shard(owner, spec, shard):
+        for obj in render_shard(owner, spec, shard, drain_seconds=drains.get(shard.name)):
             kube.apply(obj)
     removed = kube.delete_shards_except(owner.namespace, owner.name, {s.name for s in spec.shards})
     for shard_name in removed:

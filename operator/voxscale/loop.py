@@ -24,10 +24,13 @@ from voxscale.api import (
     duration_seconds,
 )
 from voxscale.decide import decide, horizon_seconds, record_warmups, restore_state
+from voxscale.decide.drain import learned_drain
 from voxscale.decide.types import Decision, Forecast, Observation, PodCounts, Policy, ShardMetrics
+from voxscale.decide.victims import rank_scale_in
 from voxscale.forecast import ForecastCache
 from voxscale.history import HistoryStore
 from voxscale.metrics.protocol import MetricsSource, ShardSelector
+from voxscale.pods import scale_in_candidates
 from voxscale.render.status import ShardReport, cluster_status, shard_status
 from voxscale.series import History
 
@@ -56,6 +59,8 @@ class ClusterAPI(Protocol):
 
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPodsLike: ...
     def scale(self, namespace: str, deployment: str, replicas: int) -> None: ...
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+    def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
     def hpa_targets(self, namespace: str) -> dict[str, str]: ...
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
     def event(self, owner: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None: ...
@@ -184,11 +189,18 @@ class Loop:
         remembered = _remembered_state(decision.state, live, hpa_owned=hpa is not None)
         self.states[(ref.uid, shard.name)] = remembered
         last_scale = stored.last_scale_time if stored else None
+        note = None
         if hpa is None and decision.replicas != live:
-            await self._scale(ctx, shard.name, live, obs.pods.asked, decision)
+            if ctx.spec.streaming is not None and decision.replicas < live:
+                note = await self._rank_scale_in(ctx, shard, live, decision.replicas)
+            await self._scale(ctx, shard.name, live, obs.pods.asked, decision, note=note)
             last_scale = _utc(ctx.now)
         status = shard_status(shard.name, decision, obs, forecast, last_scale)
-        status = status.model_copy(update={"scaler_state": remembered})
+        status = status.model_copy(update={
+            "scaler_state": remembered,
+            "reasons": [*status.reasons, note][:16] if note else status.reasons,
+            "drain_seconds": await self._learn_drain(ctx, shard, stored),
+        })
         self._export(ctx, policy, status, metrics_ok=obs.metrics.usable)
         problems = _problems(decision, pods, hpa)
         await self._announce(ctx, shard.name, problems)
@@ -220,18 +232,44 @@ class Loop:
     async def _observe(
         self, ctx: TickContext, shard: ShardSpec, pods: ShardPodsLike, state: ScalerState, horizon: float
     ) -> tuple[Observation, Forecast | None]:
-        selector = ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name)
+        selector = _selector(ctx, shard)
         metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
         forecast = await self._forecast(ctx, selector, horizon)
         return Observation(metrics, _as_asked(pods.counts, state)), forecast
 
-    async def _scale(self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision) -> None:
+    async def _scale(
+        self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision, *, note: str | None
+    ) -> None:
         ref = ctx.ref
         deployment = names.shard_resource_name(ref.name, shard)
         await asyncio.to_thread(self.kube.scale, ref.namespace, deployment, decision.replicas)
         reason, message = _scale_event(live, asked, decision)
+        message = f"{message}; {note}" if note else message
         await asyncio.to_thread(self.kube.event, ref.body, "Normal", reason, message, _utc(ctx.now))
         telemetry.count_scale(ref.namespace, ref.name, shard, live, decision.replicas)
+
+    async def _rank_scale_in(self, ctx: TickContext, shard: ShardSpec, live: int, target: int) -> str:
+        """Before lowering replicas: each pod's deletion cost from its live streams, so the
+        ReplicaSet controller removes the idlest; the line says which streams the victims hold.
+
+        A failure here does not stop the scale-in (the decision stands, and the victims still
+        drain), but the line says that Kubernetes picked them."""
+        try:
+            return await asyncio.to_thread(_set_deletion_costs, self.kube, ctx, shard, live, target)
+        except Exception as err:
+            log.warning("deletion costs of %s/%s not set: %s", ctx.ref.name, shard.name, err)
+            why = f"{type(err).__name__}: {err}"[:300]
+            return f"scale-in {live} → {target}: deletion costs not set ({why}); Kubernetes picks the pods"
+
+    async def _learn_drain(
+        self, ctx: TickContext, shard: ShardSpec, stored: ShardStatus | None
+    ) -> int | None:
+        """Streaming shards: the drain from the p99 session length (the stored one while there
+        is no data); None without spec.streaming."""
+        if ctx.spec.streaming is None:
+            return None
+        p99 = await _safe(asyncio.to_thread(ctx.source.session_seconds, _selector(ctx, shard), ctx.now), None)
+        return learned_drain(p99, stored.drain_seconds if stored else None, ctx.spec)
 
     def _state(self, ctx: TickContext, shard: str, floor: int) -> ScalerState:
         """Memory first; after a restart, the copy in status; with neither, a seeded window."""
@@ -264,6 +302,25 @@ class Loop:
             quantile=f.quantile,
             method=f.method,
         )
+
+
+def _selector(ctx: TickContext, shard: ShardSpec) -> ShardSelector:
+    return ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name)
+
+
+def _set_deletion_costs(kube: ClusterAPI, ctx: TickContext, shard: ShardSpec, live: int, target: int) -> str:
+    """Read the shard's pods and their live streams, patch each changed deletion cost (blocking)."""
+    ref = ctx.ref
+    selector = ",".join(f"{k}={v}" for k, v in names.selector_labels(ref.name, shard.name).items())
+    streams = ctx.source.pod_streams(_selector(ctx, shard), ctx.now)
+    pods = scale_in_candidates(kube.list_pods(ref.namespace, selector), streams.by_pod)
+    plan = rank_scale_in(pods, len(pods) - target)
+    for name, cost in plan.changed(pods):
+        annotations = {names.ANNOTATION_POD_DELETION_COST: cost}
+        kube.patch_pod(ref.namespace, name, {"metadata": {"annotations": annotations}})
+    unknown = sum(p.streams is None for p in pods)
+    why = f" ({unknown} of {len(pods)} pods without stream data count as busy)" if unknown else ""
+    return f"scale-in {live} → {target}: {plan.summary()}{why}"
 
 
 def _as_asked(live: PodCounts, state: ScalerState) -> PodCounts:

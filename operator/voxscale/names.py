@@ -34,6 +34,9 @@ COMPONENT_WORKER = "worker"
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_WARMUP_SECONDS = f"{GROUP}/warmup-seconds"
 ANNOTATION_LANGUAGES = f"{GROUP}/languages"
+# Kubernetes' own key (beta since 1.22, on by default): the ReplicaSet controller removes the
+# pods of lowest cost first on scale-in. An int32 written as a string; unset counts as 0.
+ANNOTATION_POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 TOPOLOGY_REGION = "topology.kubernetes.io/region"
 TOPOLOGY_ZONE = "topology.kubernetes.io/zone"

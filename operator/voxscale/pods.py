@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from voxscale import names
 from voxscale.decide.types import PodCounts
+from voxscale.decide.victims import PodLoad
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,22 @@ def classify_pods(
         else:
             warming += 1
     return PodCounts(spec_replicas, ready, warming, pending, terminating), warmups, reasons
+
+
+def scale_in_candidates(pods: Iterable[Mapping[str, Any]], streams: Mapping[str, float]) -> list[PodLoad]:
+    """The pods a scale-in can still remove (not terminating, not ended), each with its live
+    streams from `streams` (pod name -> streams; a pod absent has no data), readiness and
+    current deletion-cost annotation."""
+    out: list[PodLoad] = []
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        name = meta.get("name")
+        if not name or meta.get("deletionTimestamp") is not None:
+            continue
+        if status.get("phase") in {"Failed", "Succeeded"}:
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions") or [])
+        cost = (meta.get("annotations") or {}).get(names.ANNOTATION_POD_DELETION_COST)
+        out.append(PodLoad(str(name), streams.get(str(name)), ready, cost))
+    return out

@@ -72,10 +72,12 @@ the operator applies has both `patch` and `create`.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["grpcroutes", "httproutes"]
   verbs: ["create", "patch", "delete"]
-# Kube.read_shard counts ready / warming / pending pods (never watched).
+# Kube.read_shard counts ready / warming / pending pods (never watched); before a streaming
+# shard's scale-in, Kube.patch_pod sets each pod's controller.kubernetes.io/pod-deletion-cost
+# from its live streams, so the ReplicaSet controller removes the idlest.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "patch"]
 # Kube.hpa_targets: an HPA on a shard's Deployment makes voxscale stand back (HPAConflict).
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]

@@ -50,6 +50,34 @@ def one_value(name: str, result: Any, now: float, max_staleness_seconds: float) 
     return Reading(value)
 
 
+def per_label(name: str, result: Any, label: str, now: float,
+              max_staleness_seconds: float) -> tuple[dict[str, float], tuple[str, ...]]:
+    """{label value: finite fresh sample} of an instant vector with one series per `label` value
+    (e.g. `sum by (pod)`), and why any series was left out. A value left out has no data: a
+    NaN, ±Inf or stale pod is absent from the answer, never 0.
+    """
+    if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+        return {}, (f"{name}: unexpected result shape (want an instant vector)",)
+    values: dict[str, float] = {}
+    seen: set[str] = set()
+    reasons: list[str] = []
+    for series in result:
+        key = (series.get("metric") or {}).get(label)
+        if not isinstance(key, str) or not key:
+            reasons.append(f"{name}: a series without the {label!r} label")
+            continue
+        reading = one_value(f"{name}[{key}]", [series], now, max_staleness_seconds)
+        if key in seen:  # two answers for one pod: neither can be trusted
+            values.pop(key, None)
+            reasons.append(f"{name}: {label} {key!r} appears twice")
+        elif reading.value is None:
+            reasons.append(reading.reason or f"{name}[{key}]: no data")
+        else:
+            values[key] = reading.value
+        seen.add(key)
+    return values, tuple(reasons)
+
+
 def grid_size(start: float, end: float, step: float) -> int:
     """Points on start, start+step, ... <= end (a 1e-9 step slack absorbs float error)."""
     if end < start:

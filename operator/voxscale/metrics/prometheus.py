@@ -17,6 +17,7 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from voxscale import names
 from voxscale.api import PrometheusSpec, QueryTemplates
 from voxscale.decide.types import ShardMetrics
 from voxscale.metrics import answers, failures
@@ -24,11 +25,13 @@ from voxscale.metrics.promql import (
     DEFAULT_PANIC_WINDOW,
     DEFAULT_TEMPLATES,
     DEFAULT_WINDOW,
+    StreamQueries,
     build_queries,
+    build_stream_queries,
     check_template,
     check_window,
 )
-from voxscale.metrics.protocol import ShardSelector
+from voxscale.metrics.protocol import PodStreams, ShardSelector
 from voxscale.series import History
 
 log = logging.getLogger(__name__)
@@ -154,14 +157,38 @@ class PrometheusSource:
 
     def _instant(self, name: str, query: str, now: float) -> tuple[answers.Reading, str | None]:
         """One instant query evaluated at `now`; never raises."""
-        params = {"time": f"{now:.3f}", "timeout": f"{self._timeout:g}s"}
         try:
-            result = self._call(self._client.custom_query, query=query, params=params)
+            result = self._call(self._client.custom_query, query=query, params=self._at(now))
         except _UnreachableError as exc:
             return answers.Reading(None, f"{name}: query failed: {exc}"), str(exc)
         except _QueryError as exc:
             return answers.Reading(None, f"{name}: query failed: {exc}"), None
         return answers.one_value(name, result, now, self._max_staleness), None
+
+    # ------------------------------------------------------------------ instant: streams
+
+    def pod_streams(self, selector: ShardSelector, now: float) -> PodStreams:
+        query = self._stream_queries(selector).active_streams
+        try:
+            result = self._call(self._client.custom_query, query=query, params=self._at(now))
+        except _QueryError as exc:
+            return PodStreams(now, {}, (f"active_streams: query failed: {exc}",))
+        by_pod, reasons = answers.per_label("active_streams", result, names.PROM_LABEL_POD, now,
+                                            self._max_staleness)
+        if not by_pod and not reasons:
+            reasons = ("active_streams: empty result (no series matched)",)
+        return PodStreams(now, by_pod, reasons)
+
+    def session_seconds(self, selector: ShardSelector, now: float) -> float | None:
+        reading, _ = self._instant("session_p99", self._stream_queries(selector).session_p99, now)
+        if reading.reason:
+            log.debug("prometheus: %s/%s/%s: %s", selector.namespace, selector.cluster,
+                      selector.shard, reading.reason)
+        return reading.value
+
+    def _stream_queries(self, selector: ShardSelector) -> StreamQueries:
+        return build_stream_queries(selector.namespace, selector.cluster, selector.shard,
+                                    selector.model, window=self._window)
 
     # ------------------------------------------------------------------ range: history
 
@@ -200,6 +227,10 @@ class PrometheusSource:
         return answers.fill_history(result, start, step, n)
 
     # ------------------------------------------------------------------ plumbing
+
+    def _at(self, now: float) -> dict[str, str]:
+        """An instant query's parameters: evaluated at `now`, bounded by the timeout."""
+        return {"time": f"{now:.3f}", "timeout": f"{self._timeout:g}s"}
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
         """Run a client call; any failure becomes _QueryError (or a subclass), redacted."""

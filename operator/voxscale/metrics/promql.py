@@ -50,6 +50,26 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     ),
 }
 
+# Stream queries (spec.streaming), on the worker's own metrics (labels model and version, plus
+# the scrape's pod labels; names.ACTIVE_STREAMS_METRIC, names.STREAM_DURATION_METRIC):
+# - active_streams: live streams per pod, `by (pod)`: scale-in ranks the pods on it. A pod without
+#   a series has no data and counts as busy (decide/victims.py), never as idle.
+# - session_p99: the 99th percentile of closed streams' lengths over SESSION_WINDOW, from the
+#   histogram's buckets summed over pods (buckets merge, unlike Triton's summaries). An hour,
+#   because sessions last minutes: a 1m window of closed streams is mostly empty (NaN = no data).
+SESSION_WINDOW = "1h"
+SESSION_QUANTILE = 0.99
+STREAM_TEMPLATES: dict[str, str] = {
+    "active_streams": (
+        f"sum by ({names.PROM_LABEL_POD}) "
+        f"(last_over_time({names.ACTIVE_STREAMS_METRIC}{{selector}}[{{window}}]))"
+    ),
+    "session_p99": (
+        "histogram_quantile({quantile}, sum by (le) "
+        f"(rate({names.STREAM_DURATION_METRIC}_bucket{{selector}}[{{window}}])))"
+    ),
+}
+
 # A Kubernetes namespace is a DNS-1123 label; cluster and shard become pod label values; the model
 # name follows api.ModelSpec. fullmatch() so a trailing newline is never accepted.
 _NAMESPACE = re.compile(names.DNS_1123_LABEL_PATTERN)
@@ -90,6 +110,14 @@ class Queries:
     latency: str
     queue: str
     batch_efficiency: str
+
+
+@dataclass(frozen=True)
+class StreamQueries:
+    """The stream queries of one shard (spec.streaming), ready to send."""
+
+    active_streams: str
+    session_p99: str
 
 
 def check_value(kind: str, value: str) -> str:
@@ -235,3 +263,18 @@ def build_queries(
     panic = render(chosen["rate"], matchers=matchers, window=panic_window, quantile=quantile,
                    model=model)
     return Queries(panic_rate=panic, **rendered)
+
+
+def build_stream_queries(
+    namespace: str, cluster: str, shard: str, model: str, *, window: str = DEFAULT_WINDOW,
+    session_window: str = SESSION_WINDOW,
+) -> StreamQueries:
+    """Live streams per pod (gauge read over `window`) and the p99 session length over
+    `session_window`, for one shard."""
+    matchers = selector(namespace, cluster, shard, model)
+    return StreamQueries(
+        active_streams=render(STREAM_TEMPLATES["active_streams"], matchers=matchers, window=window,
+                              quantile=SESSION_QUANTILE, model=model),
+        session_p99=render(STREAM_TEMPLATES["session_p99"], matchers=matchers, window=session_window,
+                           quantile=SESSION_QUANTILE, model=model),
+    )

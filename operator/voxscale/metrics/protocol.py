@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from voxscale.decide.types import ShardMetrics
@@ -30,6 +31,18 @@ class ShardSelector:
         check_value("model", self.model)
 
 
+@dataclass(frozen=True)
+class PodStreams:
+    """Live streams per pod of one shard at `at` (unix seconds), from the worker's gauge.
+
+    A pod absent from `by_pod` has no data (no series, NaN, stale or a failed query): it is
+    unknown, never 0. `errors` says why pods or the whole answer are missing."""
+
+    at: float
+    by_pod: Mapping[str, float] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class MetricsSource(Protocol):
     """Blocking, never raising for backend failures: a failed read is "no data" plus a reason.
@@ -43,5 +56,13 @@ class MetricsSource(Protocol):
 
     def history(self, selector: ShardSelector, start: float, end: float, step: float) -> History:
         """Request rate on the grid start, start+step, ... <= end; NaN where there is no data."""
+        ...
+
+    def pod_streams(self, selector: ShardSelector, now: float) -> PodStreams:
+        """Live streams on each of the shard's pods at `now` (spec.streaming)."""
+        ...
+
+    def session_seconds(self, selector: ShardSelector, now: float) -> float | None:
+        """The p99 length in seconds of the shard's recently closed streams; None = no data."""
         ...
 

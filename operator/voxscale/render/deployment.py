@@ -7,6 +7,7 @@ from typing import Any
 
 from voxscale import names
 from voxscale.api import ShardSpec, SpeechClusterSpec
+from voxscale.decide.drain import clamp_drain
 from voxscale.render.common import Owner, labels, metadata
 from voxscale.render.configmap import config_hash, render_model_config
 
@@ -16,6 +17,28 @@ ENDPOINT_PROPAGATION_SECONDS = 5
 PROBE_PERIOD_SECONDS = 5
 # Non-root user of the NGC Triton image ("triton-server", uid 1000).
 TRITON_UID = 1000
+# Grace beyond the preStop and Triton's exit timeout, for the process to exit after both.
+EXIT_MARGIN_SECONDS = 5
+
+# preStop of a streaming worker (/bin/sh; $1 endpoint-propagation pause, $2 drain seconds,
+# $3 Triton's HTTP port, $4 its metrics port). Deleted, the pod leaves the Service's endpoints,
+# so new streams go to other replicas while the live ones keep their gRPC stream; this waits
+# until the worker's gauge says 0 live streams, at most the drain, and only then does the
+# kubelet send SIGTERM (after which Triton refuses new requests, mid-stream chunks included).
+# No gauge, no curl, no answer: unknown counts as busy and it waits the whole drain. A worker
+# that is not Ready has not loaded the model, so it holds no stream and stops at once.
+STREAM_DRAIN_SCRIPT = """\
+sleep "$1"
+command -v curl >/dev/null 2>&1 || exec sleep "$2"
+curl -sf -m 2 -o /dev/null "http://127.0.0.1:$3/v2/health/ready" || exit 0
+end=$(( $(date +%s) + $2 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  n=$(curl -sf -m 2 "http://127.0.0.1:$4/metrics" |
+      awk '$1 ~ /^METRIC([{]|$)/ {k++; s += $2} END {print k ? s : -1}')
+  [ "$n" = 0 ] && exit 0
+  sleep 1
+done
+""".replace("METRIC", names.ACTIVE_STREAMS_METRIC)
 
 
 def triton_args(spec: SpeechClusterSpec) -> list[str]:
@@ -67,9 +90,30 @@ def _resources(spec: SpeechClusterSpec) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def _container(spec: SpeechClusterSpec) -> dict[str, Any]:
+def _pause(spec: SpeechClusterSpec) -> int:
+    """Seconds between leaving the endpoints and SIGTERM (at most drainSeconds + 1)."""
+    return min(ENDPOINT_PROPAGATION_SECONDS, spec.scaling.scale_down.drain_seconds + 1)
+
+
+def _pre_stop(spec: SpeechClusterSpec, drain: int) -> dict[str, Any]:
+    """A pause for the endpoints to update; a streaming worker then waits out its streams."""
+    if spec.streaming is None:
+        return {"exec": {"command": ["sleep", str(_pause(spec))]}}
+    ports = (str(names.PORT_HTTP), str(names.PORT_METRICS))
+    script = ["/bin/sh", "-c", STREAM_DRAIN_SCRIPT, "pre-stop", str(_pause(spec)), str(drain), *ports]
+    return {"exec": {"command": script}}
+
+
+def termination_grace_seconds(spec: SpeechClusterSpec, drain: int) -> int:
+    """The pause, the streams' drain (streaming only), Triton's exit timeout for requests in
+    flight after SIGTERM (drainSeconds), and a margin: e.g. 5 + 240 + 30 + 5 = 280 s."""
+    streams = drain if spec.streaming is not None else 0
+    exit_timeout = spec.scaling.scale_down.drain_seconds
+    return ENDPOINT_PROPAGATION_SECONDS + streams + exit_timeout + EXIT_MARGIN_SECONDS
+
+
+def _container(spec: SpeechClusterSpec, drain: int) -> dict[str, Any]:
     model_config_path = f"{spec.model.repository.rstrip('/')}/{spec.model.name}/{names.MODEL_CONFIG_FILE}"
-    drain = spec.scaling.scale_down.drain_seconds
     return {
         "name": names.CONTAINER_NAME,
         "image": spec.worker.image,
@@ -86,9 +130,7 @@ def _container(spec: SpeechClusterSpec) -> dict[str, Any]:
         ),
         "readinessProbe": _probe("/v2/health/ready", PROBE_PERIOD_SECONDS, 3),
         "livenessProbe": _probe("/v2/health/live", 10, 6),
-        "lifecycle": {
-            "preStop": {"exec": {"command": ["sleep", str(min(ENDPOINT_PROPAGATION_SECONDS, drain + 1))]}}
-        },
+        "lifecycle": {"preStop": _pre_stop(spec, drain)},
         "volumeMounts": [
             {
                 "name": names.CONFIG_VOLUME,
@@ -149,8 +191,7 @@ def _scheduling(spec: SpeechClusterSpec, shard: ShardSpec, owner: Owner) -> dict
     return out
 
 
-def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> dict[str, Any]:
-    drain = spec.scaling.scale_down.drain_seconds
+def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, drain: int) -> dict[str, Any]:
     name = names.shard_resource_name(owner.name, shard.name)
     return {
         "metadata": {
@@ -164,7 +205,7 @@ def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> di
         "spec": {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": drain + ENDPOINT_PROPAGATION_SECONDS + 5,
+            "terminationGracePeriodSeconds": termination_grace_seconds(spec, drain),
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": TRITON_UID,
@@ -172,7 +213,7 @@ def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> di
                 "fsGroup": TRITON_UID,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "containers": [_container(spec)],
+            "containers": [_container(spec, drain)],
             "volumes": [
                 {"name": names.CONFIG_VOLUME, "configMap": {"name": name}},
                 # Triton's Python backend and pinned host buffers use shared memory; the
@@ -185,8 +226,14 @@ def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> di
     }
 
 
-def render_deployment(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> dict[str, Any]:
-    """The Deployment without spec.replicas: the scaler owns that one field (names.FIELD_MANAGER_SCALER)."""
+def render_deployment(
+    owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, *, drain_seconds: int | None = None
+) -> dict[str, Any]:
+    """The Deployment without spec.replicas: the scaler owns that one field (names.FIELD_MANAGER_SCALER).
+
+    `drain_seconds` is the shard's learned drain (status.shards[].drainSeconds; None = not
+    learned yet), kept within the spec's bounds (decide/drain.py)."""
+    drain = clamp_drain(drain_seconds, spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -201,6 +248,6 @@ def render_deployment(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
             "progressDeadlineSeconds": max(600, 4 * spec.model.warmup_seconds),
-            "template": _pod_template(owner, spec, shard),
+            "template": _pod_template(owner, spec, shard, drain),
         },
     }

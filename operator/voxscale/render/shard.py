@@ -12,11 +12,14 @@ from voxscale.render.pdb import render_pdb
 from voxscale.render.service import render_service
 
 
-def render_shard(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> list[dict[str, Any]]:
-    """ConfigMap first: the Deployment's pods mount it."""
+def render_shard(
+    owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, *, drain_seconds: int | None = None
+) -> list[dict[str, Any]]:
+    """ConfigMap first: the Deployment's pods mount it. `drain_seconds`: the shard's learned
+    drain (status), for a streaming worker's grace period."""
     return [
         render_configmap(owner, spec, shard),
         render_service(owner, spec, shard),
         render_pdb(owner, spec, shard),
-        render_deployment(owner, spec, shard),
+        render_deployment(owner, spec, shard, drain_seconds=drain_seconds),
     ]
