@@ -7,10 +7,15 @@ labels the operator's PromQL selects: namespace, pod, voxscale_cluster, voxscale
 The load is reported as given on one stand-in pod per shard (`<cluster>-<shard>-load`): kwok pods
 serve nothing, so spreading a made-up number over them would add nothing but noise.
 `history_openmetrics` (a backfilled past for a rate function) is the lab harness's, re-exported.
+
+Streaming scenarios add the worker's own stream metrics: live streams per real pod
+(`voxscale_active_streams`, one series per pod name given) and the closed streams' lengths
+(`voxscale_stream_duration_seconds`, a histogram on the stand-in pod).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +28,7 @@ from typing import Any
 import requests
 import yaml
 
+from voxscale import names
 from voxscale_lab.harness import prometheus
 from voxscale_lab.harness.backfill import history_openmetrics  # noqa: F401 (the scenarios' import)
 from voxscale_lab.harness.ports import free_port
@@ -65,12 +71,41 @@ class ShardLoad:
         self.last = max(self.last, now)
 
 
+# The worker's duration buckets (workers/models/asr-standin/1/model.py).
+SESSION_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+
+
+@dataclass
+class ShardSessions:
+    """Closed streams of one shard: `per_second` close, their lengths drawn evenly from `lengths`."""
+
+    labels: dict[str, str]
+    lengths: tuple[float, ...]
+    per_second: float
+    since: float = field(default_factory=time.time)
+
+    def lines(self, now: float) -> list[str]:
+        closed = self.per_second * max(0.0, now - self.since)
+        name = names.STREAM_DURATION_METRIC
+        out = []
+        for le in (*SESSION_BUCKETS, math.inf):
+            share = sum(length <= le for length in self.lengths) / len(self.lengths)
+            bound = "+Inf" if math.isinf(le) else f"{le:g}"
+            out.append(f"{name}_bucket{_fmt({**self.labels, 'le': bound})} {closed * share:.3f}")
+        mean = sum(self.lengths) / len(self.lengths)
+        out.append(f"{name}_sum{_fmt(self.labels)} {closed * mean:.3f}")
+        out.append(f"{name}_count{_fmt(self.labels)} {closed:.3f}")
+        return out
+
+
 class TrafficServer:
     """A ThreadingHTTPServer on a free loopback port answering `/metrics` in Prometheus text."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._shards: dict[tuple[str, str, str], ShardLoad] = {}
+        self._streams: dict[tuple[str, str, str, str], tuple[dict[str, str], float]] = {}
+        self._sessions: dict[tuple[str, str, str], ShardSessions] = {}
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
@@ -104,10 +139,31 @@ class TrafficServer:
             if start_requests is not None:
                 load.requests = start_requests
 
+    def set_streams(self, namespace: str, cluster: str, shard: str, *, model: str,
+                    streams: dict[str, float]) -> None:
+        """Live streams per pod name from now on (a pod left out exports no series)."""
+        base = shard_labels(namespace, cluster, shard, model)
+        with self._lock:
+            for key in [k for k in self._streams if k[:3] == (namespace, cluster, shard)]:
+                del self._streams[key]
+            for pod, n in streams.items():
+                self._streams[(namespace, cluster, shard, pod)] = ({**base, "pod": pod}, n)
+
+    def set_sessions(self, namespace: str, cluster: str, shard: str, *, model: str,
+                     lengths: tuple[float, ...], per_second: float) -> None:
+        """Streams closing from now on, `per_second`, with lengths drawn evenly from `lengths`."""
+        with self._lock:
+            self._sessions[(namespace, cluster, shard)] = ShardSessions(
+                shard_labels(namespace, cluster, shard, model), lengths, per_second)
+
     def forget(self, namespace: str) -> None:
         with self._lock:
             for key in [k for k in self._shards if k[0] == namespace]:
                 del self._shards[key]
+            for pod in [k for k in self._streams if k[0] == namespace]:
+                del self._streams[pod]
+            for shard in [k for k in self._sessions if k[0] == namespace]:
+                del self._sessions[shard]
 
     def exposition(self) -> str:
         now = time.time()
@@ -116,11 +172,20 @@ class TrafficServer:
             loads = list(self._shards.values())
             for load in loads:
                 load.advance(now)
+            streams = list(self._streams.values())
+            sessions = list(self._sessions.values())
         latencies = [load.latency_at(now) for load in loads]
         for name, kind in _FAMILIES:
             lines.append(f"# TYPE {name} {kind}")
             for load, latency_ms in zip(loads, latencies, strict=True):
                 lines.extend(_series(name, load, latency_ms))
+        if streams:
+            lines.append(f"# TYPE {names.ACTIVE_STREAMS_METRIC} gauge")
+            lines += [f"{names.ACTIVE_STREAMS_METRIC}{_fmt(labels)} {n:g}" for labels, n in streams]
+        if sessions:
+            lines.append(f"# TYPE {names.STREAM_DURATION_METRIC} histogram")
+            for s in sessions:
+                lines += s.lines(now)
         return "\n".join(lines) + "\n"
 
 
