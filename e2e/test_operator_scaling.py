@@ -146,13 +146,23 @@ def _burst_begun(kubectl: Kubectl, ns: str) -> dict[str, Any] | None:
     return dep if scaling else None
 
 
+def _burst_stored(kubectl: Kubectl, ns: str) -> dict[str, Any] | None:
+    if _burst_begun(kubectl, ns) is None:
+        return None
+    state = _shard(kubectl, ns).get("scalerState", {})
+    return state if state.get("panicSince") is not None else None
+
+
 def test_an_operator_killed_mid_scale_resumes_from_stored_state_without_duplicates_or_a_dip(
     kubectl: Kubectl, tel: Telemetry, op: OperatorProcess, ns: str,
 ) -> None:
     _start(kubectl, tel, ns, ready=2)
     before = _children(kubectl, ns)
     tel.traffic.set(ns, "asr", SHARD, model=MODEL, latency_ms=1500.0)  # 3× SLO: asks for 6
-    eventually("a scale-out under way", lambda: _burst_begun(kubectl, ns), timeout=30, interval=0.2)
+    # Kill once the burst is both under way and stored: the Deployment is patched before the
+    # status, so a kill between the two would leave nothing stored to resume from.
+    eventually("a scale-out under way and stored", lambda: _burst_stored(kubectl, ns),
+               timeout=30, interval=0.2)
     assert op.kill() == -9
     stored = _shard(kubectl, ns)
     window = stored["scalerState"]["recommendations"]
