@@ -321,6 +321,116 @@ class ShardSpec(_Model):
         return self
 
 
+# ---------------------------------------------------------------------------- spec: classes
+
+ClassKind = Literal["Interactive", "Batch"]
+
+
+def _class_schema(schema: JsonDict) -> None:
+    """The per-class CEL rule, and descriptions on one line each (`kubectl explain`)."""
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "self.kind == 'Batch' ? has(self.deadlineSeconds) : !has(self.deadlineSeconds)",
+            "message": "a Batch class needs deadlineSeconds; an Interactive class has none"
+            " (it is planned on spec.slo)",
+        }
+    ]
+    properties = schema.get("properties")
+    for node in [schema, *(properties.values() if isinstance(properties, dict) else [])]:
+        if isinstance(node, dict) and isinstance(node.get("description"), str):
+            node["description"] = " ".join(str(node["description"]).split())
+
+
+class TrafficClassSpec(_Model):
+    """One class of traffic on every shard: a Triton priority level and how it is planned."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra=_class_schema)
+
+    name: ShortName
+    """The class's name: the `class` label of its metrics (docs/classes.md) and of the
+    operator's per-class series."""
+    kind: ClassKind
+    """Interactive: planned on spec.slo, as a cluster without classes is (exactly one class).
+    Batch: planned so that its queued work completes within deadlineSeconds."""
+    priority: Annotated[int, Field(ge=1, le=16)]
+    """Triton priority level of the class (1 is served first); clients send it with each
+    request. Requests without a priority count as the Interactive class."""
+    deadline_seconds: Annotated[int, Field(ge=1, le=604_800)] | None = None
+    """Batch only: every queued request completes within this long of arriving."""
+
+    @model_validator(mode="after")
+    def _deadline_for_batch(self) -> TrafficClassSpec:
+        if (self.kind == "Batch") != (self.deadline_seconds is not None):
+            raise ValueError(f"class {self.name}: a Batch class needs deadlineSeconds; an"
+                             " Interactive class has none (it is planned on spec.slo)")
+        return self
+
+
+_CLASS_RULES: list[JsonDict] = [
+    {
+        "rule": "!has(self.classes) || self.classes.all(c, self.classes.exists_one(d, d.name == c.name))",
+        "message": "class names must be unique",
+    },
+    {
+        "rule": "!has(self.classes) || self.classes.all(c,"
+        " self.classes.exists_one(d, d.priority == c.priority))",
+        "message": "class priorities must be unique: one Triton priority level per class",
+    },
+    {
+        "rule": "!has(self.classes) || self.classes.exists_one(c, c.kind == 'Interactive')",
+        "message": "classes need exactly one Interactive class (untagged requests go to it;"
+        " a batch-only cluster declares one that receives nothing)",
+    },
+    {
+        "rule": "!has(self.classes) || self.classes.all(c, c.kind == 'Interactive' ||"
+        " self.classes.exists(i, i.kind == 'Interactive' && i.priority < c.priority))",
+        "message": "the Interactive class must have the highest priority (the lowest number)",
+    },
+    {
+        "rule": "!has(self.classes) || !has(self.streaming)",
+        "message": "classes and streaming cannot be combined: Triton's sequence batcher has no"
+        " priority levels",
+    },
+    {
+        "rule": "!has(self.classes) || !has(self.prometheus) || !has(self.prometheus.queries) ||"
+        " (!has(self.prometheus.queries.rate) && !has(self.prometheus.queries.latency) &&"
+        " !has(self.prometheus.queries.queue))",
+        "message": "with classes, the interactive rate, latency and queue come from the"
+        " voxscale_class_* series (docs/classes.md): remove prometheus.queries rate, latency"
+        " and queue",
+    },
+]
+
+
+def check_classes(spec: SpeechClusterSpec) -> SpeechClusterSpec:
+    """The CEL rules above, for manifests parsed without an API server (`voxscale render`)."""
+    classes = spec.classes
+    if classes is None:
+        return spec
+    problems = []
+    given = [c.name for c in classes]
+    if dupes := sorted({n for n in given if given.count(n) > 1}):
+        problems.append(f"class names must be unique; repeated: {', '.join(dupes)}")
+    levels = [c.priority for c in classes]
+    if dupes_p := sorted({p for p in levels if levels.count(p) > 1}):
+        problems.append(f"class priorities must be unique; repeated: {dupes_p}")
+    interactive = [c for c in classes if c.kind == "Interactive"]
+    if len(interactive) != 1:
+        problems.append(f"classes need exactly one Interactive class, got {len(interactive)}")
+    elif any(c.priority <= interactive[0].priority for c in classes if c.kind == "Batch"):
+        problems.append("the Interactive class must have the highest priority (the lowest number)")
+    if spec.streaming is not None:
+        problems.append("classes and streaming cannot be combined: Triton's sequence batcher"
+                        " has no priority levels")
+    q = spec.prometheus.queries
+    if q.rate or q.latency or q.queue:
+        problems.append("with classes, remove prometheus.queries rate, latency and queue: the"
+                        " interactive class is read from the voxscale_class_* series")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return spec
+
+
 # ---------------------------------------------------------------------------- spec: prometheus
 
 
@@ -436,6 +546,7 @@ class SpeechClusterSpec(_Model):
                     "rule": "size(self.shards) >= 1",
                     "message": "at least one shard is required",
                 },
+                *_CLASS_RULES,
             ]
         }
     )
@@ -453,6 +564,9 @@ class SpeechClusterSpec(_Model):
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     routing: RoutingSpec | None = None
     """Gateway API routes to the shards; unset, the operator renders none (and removes its own)."""
+    classes: Annotated[list[TrafficClassSpec], Field(min_length=1, max_length=8)] | None = None
+    """Traffic classes (docs/classes.md): Triton priority levels, and a plan per class. Unset,
+    every request is one class planned on spec.slo."""
 
     @field_validator("shards")
     @classmethod
@@ -493,6 +607,15 @@ class SpeechClusterSpec(_Model):
                 " draining replica and be cut; raise drainSeconds or lower the idle timeout"
             )
         return self
+
+    @model_validator(mode="after")
+    def _classes_consistent(self) -> SpeechClusterSpec:
+        return check_classes(self)
+
+    @property
+    def interactive_class(self) -> TrafficClassSpec | None:
+        """The one Interactive class of spec.classes; None without classes."""
+        return next((c for c in self.classes or () if c.kind == "Interactive"), None)
 
     def shard(self, name: str) -> ShardSpec:
         for s in self.shards:
@@ -546,6 +669,28 @@ class ScalerState(_Model):
     forecast_miss_until: float | None = None
     service_time_scale: Annotated[float, Field(gt=0)] | None = None
     """Measured ÷ modelled batch service time (from Triton's batch efficiency), smoothed."""
+    batch_needs: Annotated[dict[Annotated[str, Field(max_length=20)], Annotated[int, Field(ge=0)]],
+                           Field(max_length=8)] | None = None
+    """spec.classes: each Batch class's last need, held while its metrics have no data."""
+
+
+class ClassStatus(_Model):
+    """One traffic class of a shard this tick: what was observed and what it needs."""
+
+    name: ShortName
+    kind: ClassKind
+    replicas: Annotated[int, Field(ge=0)] | None = None
+    """Replicas this class needs (the shard runs the Interactive need + every Batch need,
+    before the shard's clamp and stabilization); None = no data."""
+    observed_rate: float | None = None
+    """Requests arriving per second."""
+    backlog: float | None = None
+    """Batch: requests queued and not yet completed."""
+    oldest_seconds: float | None = None
+    """Batch: age of the oldest queued request."""
+    required_rate: float | None = None
+    """Batch: the throughput that completes the backlog and the arrivals before the deadline."""
+    deadline_at_risk: bool = False
 
 
 class ShardStatus(_Model):
@@ -570,6 +715,8 @@ class ShardStatus(_Model):
     reasons: Annotated[list[Text], Field(max_length=16)] = Field(default_factory=list)
     last_scale_time: datetime | None = None
     scaler_state: ScalerState = Field(default_factory=ScalerState)
+    classes: Annotated[list[ClassStatus], Field(max_length=8)] | None = None
+    """spec.classes: each class's observation and need; absent without classes."""
 
 
 class RoutingStatus(_Model):

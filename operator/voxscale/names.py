@@ -169,3 +169,22 @@ REASON_ROUTE_REJECTED = "RouteRejected"
 def route_name(cluster: str) -> str:
     """The SpeechCluster's one route (GRPCRoute or HTTPRoute): the cluster's own name."""
     return cluster
+
+
+# Traffic classes (spec.classes; docs/classes.md). Triton 2.51 exports no per-priority metrics,
+# so each class is read from voxscale's own series, labelled with the class's name: the stand-in
+# worker, a gateway or a batch job queue exports them (scraped with the shard's pod labels).
+PROM_LABEL_CLASS = "class"
+CLASS_REQUESTS_METRIC = "voxscale_class_requests_total"
+"""Counter: requests of the class received (arrivals), by `class`."""
+CLASS_LATENCY_METRIC = "voxscale_class_request_duration_seconds"
+"""Histogram (_bucket/_sum/_count): received → answered per request of the class, seconds."""
+CLASS_BACKLOG_METRIC = "voxscale_class_backlog_requests"
+"""Gauge: requests of the class received and not yet answered (queued work), by `class`."""
+CLASS_OLDEST_METRIC = "voxscale_class_oldest_queued_seconds"
+"""Gauge: age in seconds of the class's oldest queued request (0 with nothing queued)."""
+REASON_DEADLINE_AT_RISK = "DeadlineAtRisk"
+"""A Batch class's queued work cannot complete within its deadline at maxReplicas, or its
+oldest request is already closer to the deadline than new capacity can warm up."""
+REASON_CLASS_METRICS_UNAVAILABLE = "ClassMetricsUnavailable"
+"""A Batch class has no backlog data: its last need is held and the shard is not scaled down."""

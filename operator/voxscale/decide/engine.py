@@ -6,13 +6,14 @@ from voxscale.api import ScalerState, Term
 from voxscale.decide.batching import calibrate_service_time
 from voxscale.decide.blend import Blended, blend
 from voxscale.decide.clamp import Clamped, clamp
+from voxscale.decide.classes import BatchPlan, plan_batch
 from voxscale.decide.degrade import degrade
 from voxscale.decide.panic import panic_step
 from voxscale.decide.predictive import plan_replicas
 from voxscale.decide.reactive import reactive_replicas
 from voxscale.decide.release import release_window
 from voxscale.decide.stabilize import stabilize
-from voxscale.decide.types import Decision, Forecast, Observation, Policy
+from voxscale.decide.types import ClassNeed, Decision, Forecast, Observation, Policy
 from voxscale.decide.warming import warming_capacity
 from voxscale.decide.warmup import horizon_after, learned_warmup_seconds
 from voxscale.decide.window import prune, push
@@ -63,16 +64,24 @@ def _decided(
     observed_model = policy.capacity if trusted else policy.capacity_without_forecast
     reac = reactive_replicas(obs.metrics, pods.ready, policy, observed_model, drain_seconds=horizon)
     blended = blend(plan.replicas, reac.replicas)
-    rec = clamp(blended.desired, policy)
+    # spec.classes: the Batch needs ride on top of the interactive one (classes.py); without
+    # classes `batch` adds 0 and holds nothing, and every step below is as it always was.
+    batch = plan_batch(obs.classes, policy, state, horizon=horizon)
+    state = batch.state or state
+    rec = clamp(blended.desired + batch.replicas, policy)
     # The window holds what was *observed*: a calibrated plan already looks one horizon ahead,
     # so following it down cannot leave the next warm-up short. Otherwise, all of it.
-    held = clamp(reac.replicas, policy).replicas if trusted else rec.replicas
+    held = clamp(reac.replicas + batch.replicas, policy).replicas if trusted else rec.replicas
     state = state.model_copy(update={"recommendations": push(state.recommendations, now, held)})
+    # Panic is an interactive burst: interactive requests go first on every ready replica, so
+    # a batch submission of twice the ready pods is a backlog to plan, not a burst to chase.
     panic = panic_step(
-        rec.replicas, pods.ready, load=blended.desired > 0, policy=policy, state=state, now=now
+        clamp(blended.desired, policy).replicas, pods.ready, load=blended.desired > 0,
+        policy=policy, state=state, now=now,
     )
     capacity = warming_capacity(rec.replicas, pods)
-    window, release_reasons = release_window(plan.replicas if trusted else None, reac.replicas,
+    planned = plan.replicas + batch.replicas if trusted and plan.replicas is not None else None
+    window, release_reasons = release_window(planned, reac.replicas + batch.replicas,
                                              pods.asked, policy=policy, horizon=horizon)
     moved = stabilize(
         rec.replicas,
@@ -84,11 +93,12 @@ def _decided(
         now=now,
         window_seconds=window,
     )
-    final = clamp(moved.replicas, policy)
+    kept, hold_reasons = _hold_for_classes(moved.replicas, pods.asked, batch)
+    final = clamp(kept, policy)
     reasons = (
         *calibrated.reasons, *plan.reasons, *reac.reasons, *blended.reasons, *rec.reasons,
         *panic.reasons, *capacity.reasons, *release_reasons, *moved.reasons,
-        *(final.reasons if final.bound else ()),
+        *batch.reasons, *hold_reasons, *(final.reasons if final.bound else ()),
     )
     return Decision(
         replicas=final.replicas,
@@ -101,6 +111,8 @@ def _decided(
         predictive=plan.replicas,
         reactive=reac.replicas,
         planned_rate=plan.rate,
+        classes=_class_needs(policy, blended.desired, obs, batch),
+        class_problems=batch.problems,
     )
 
 
@@ -116,6 +128,10 @@ def _degraded(
 ) -> Decision:
     step = degrade(obs, forecast, policy, state, horizon, now=now)
     final = clamp(step.replicas, policy)
+    # Batch needs are still read and shown, but the ladder holds the shard: with no interactive
+    # rate there is no base to add them to (and never a scale-down).
+    batch = plan_batch(obs.classes, policy, state, horizon=horizon)
+    state = batch.state or state
     # The held count enters the window, so when metrics come back the shard does not drop
     # the moment one low reading arrives: the scale-down still waits the full window.
     state = state.model_copy(
@@ -131,7 +147,26 @@ def _degraded(
         learned_warmup_seconds=warmup,
         predictive=step.predictive,
         degraded=step.degraded,
+        classes=_class_needs(policy, None, obs, batch),
+        class_problems=batch.problems,
     )
+
+
+def _hold_for_classes(replicas: int, current: int, batch: BatchPlan) -> tuple[int, tuple[str, ...]]:
+    """A Batch class without data: its queue may be as full as ever, so no scale-down."""
+    if not batch.hold or replicas >= current:
+        return replicas, ()
+    return current, (f"classes: holding {current}, not {replicas}: a batch class has no data",)
+
+
+def _class_needs(
+    policy: Policy, interactive: int | None, obs: Observation, batch: BatchPlan
+) -> tuple[ClassNeed, ...]:
+    """The Interactive need (its blended plan and observed need), then each Batch class's."""
+    if policy.interactive_class is None:
+        return ()
+    rate = obs.metrics.rate if obs.metrics.usable else None
+    return (ClassNeed(policy.interactive_class, "Interactive", interactive, rate=rate), *batch.needs)
 
 
 def _winning_term(blended: Blended, rec: Clamped, final: Clamped, current: int) -> Term:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from voxscale.api import Mode, ScalerState, SpeechClusterSpec, Term
+from voxscale.api import ClassKind, Mode, ScalerState, SpeechClusterSpec, Term
 from voxscale.decide.capacity import CapacityModel, ServiceTime
 
 NO_FORECAST_UTILIZATION = 0.7
@@ -61,9 +61,54 @@ class PodCounts:
 
 
 @dataclass(frozen=True)
+class ClassMetrics:
+    """What Prometheus said about one traffic class of one shard (spec.classes). None = no data."""
+
+    name: str
+    at: float
+    rate: float | None = None
+    """Requests of the class arriving per second, summed over the shard's pods."""
+    backlog: float | None = None
+    """Requests of the class received and not yet answered."""
+    oldest_seconds: float | None = None
+    """Age of the class's oldest queued request."""
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Observation:
     metrics: ShardMetrics
+    """With spec.classes, the Interactive class's rate, latency and queue."""
     pods: PodCounts
+    classes: tuple[ClassMetrics, ...] = ()
+    """spec.classes: each Batch class's backlog, oldest age and arrivals."""
+
+
+@dataclass(frozen=True)
+class BatchClass:
+    """A Batch class as decide() plans it."""
+
+    name: str
+    deadline_seconds: float
+
+
+@dataclass(frozen=True)
+class ClassNeed:
+    """One class's need at this tick, for status, metrics and the reasons."""
+
+    name: str
+    kind: ClassKind
+    replicas: int | None
+    """None = no data (and nothing known before)."""
+    rate: float | None = None
+    backlog: float | None = None
+    oldest_seconds: float | None = None
+    required_rate: float | None = None
+    at_risk: bool = False
+    held: bool = False
+    """No data this tick: `replicas` is the last known need."""
+    reasons: tuple[str, ...] = ()
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +159,10 @@ class Policy:
     failure_threshold: int = 3
     fallback_replicas: int | None = None
     forecast_enabled: bool = True
+    interactive_class: str | None = None
+    """spec.classes' Interactive class; None without classes."""
+    batch_classes: tuple[BatchClass, ...] = ()
+    """spec.classes' Batch classes; empty without classes (and then nothing changes)."""
 
     @classmethod
     def from_spec(cls, spec: SpeechClusterSpec, shard_name: str) -> Policy:
@@ -147,6 +196,9 @@ class Policy:
             failure_threshold=s.fallback.failure_threshold,
             fallback_replicas=s.fallback.replicas,
             forecast_enabled=s.forecast.enabled,
+            interactive_class=spec.interactive_class.name if spec.interactive_class else None,
+            batch_classes=tuple(BatchClass(c.name, float(c.deadline_seconds))
+                                for c in spec.classes or () if c.deadline_seconds is not None),
         )
 
     @property
@@ -203,3 +255,7 @@ class Decision:
     degraded: tuple[str, ...] = field(default=())
     """Conditions to raise: e.g. 'metrics-unavailable', 'fallback-forecast-only',
     'fallback-floor'."""
+    classes: tuple[ClassNeed, ...] = field(default=())
+    """spec.classes: the Interactive need, then each Batch class's; empty without classes."""
+    class_problems: tuple[tuple[str, str], ...] = field(default=())
+    """(reason, message) of classes in trouble: DeadlineAtRisk, ClassMetricsUnavailable."""

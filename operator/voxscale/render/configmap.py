@@ -31,7 +31,9 @@ def render_model_config(spec: SpeechClusterSpec) -> str:
         return "\n".join(lines + _sequence_batching(b, spec.streaming)) + "\n"
     lines.append("dynamic_batching {")
     lines += _batch_sizes(b, "  ")
-    if b.queue_timeout_microseconds > 0:
+    if spec.classes:
+        lines += _priority_levels(spec)
+    elif b.queue_timeout_microseconds > 0:
         # Reject rather than serve a request that already missed its deadline: a late
         # answer costs GPU time and still violates the SLO.
         lines += [
@@ -43,6 +45,47 @@ def render_model_config(spec: SpeechClusterSpec) -> str:
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _priority_levels(spec: SpeechClusterSpec) -> list[str]:
+    """spec.classes as Triton priority levels: one queue per class, untagged requests in the
+    Interactive one, and a queue policy per class (docs/classes.md).
+
+    The batcher fills each batch from the highest priority first, so batch work only rides in
+    what interactive requests leave. Interactive: batching.queueTimeoutMicroseconds set, a
+    request queued that long is rejected, as without classes; unset, one queued for the whole
+    SLO (500 ms) has missed it whatever happens next, so it is DELAYed behind the interactive
+    requests that can still make it, yet stays ahead of every batch request. Batch: no
+    timeout (a late transcript beats a failed job; the deadline is kept by capacity, not by
+    dropping work), and a client may still set its own per request.
+    """
+    classes = spec.classes or []
+    interactive = spec.interactive_class
+    if interactive is None:  # api.check_classes refuses such a spec
+        raise ValueError("spec.classes has no Interactive class")
+    timeout = spec.batching.queue_timeout_microseconds
+    lines = [
+        f"  priority_levels: {max(c.priority for c in classes)}",
+        f"  default_priority_level: {interactive.priority}",
+    ]
+    for c in sorted(classes, key=lambda c: c.priority):
+        if c.kind == "Interactive":
+            action, micros = ("REJECT", timeout) if timeout > 0 else (
+                "DELAY", round(spec.slo.latency_ms * 1000))
+        else:
+            action, micros = "DELAY", 0
+        lines += [
+            f"  # class {c.name} ({c.kind})",
+            "  priority_queue_policy {",
+            f"    key: {c.priority}",
+            "    value {",
+            f"      timeout_action: {action}",
+            f"      default_timeout_microseconds: {micros}",
+            "      allow_timeout_override: true",
+            "    }",
+            "  }",
+        ]
+    return lines
 
 
 def _batch_sizes(b: BatchingSpec, indent: str) -> list[str]:

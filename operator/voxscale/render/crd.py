@@ -116,6 +116,10 @@ def _shard_list(spec_schema: dict[str, Any]) -> None:
     # another, so there is no rename to forbid — the region, though, is immutable per name.
     shards["x-kubernetes-list-type"] = "map"
     shards["x-kubernetes-list-map-keys"] = ["name"]
+    # Classes merge by name too: a duplicate name is refused by the API server itself.
+    classes = spec_schema["properties"]["classes"]
+    classes["x-kubernetes-list-type"] = "map"
+    classes["x-kubernetes-list-map-keys"] = ["name"]
 
 
 def _status_schema() -> dict[str, Any]:
