@@ -269,3 +269,33 @@ def test_grpc_streams_keep_their_worker_through_the_front_door(
         errors = asyncio.run(_grpc_sessions(door.address, sessions=40, chunks=3))
     print(f"front-door: gRPC: 40 sessions x 3 chunks through a GRPCRoute, {len(errors)} errors")
     assert errors == []
+
+
+def test_a_removed_worker_leaves_at_once_and_only_its_sessions_move(
+    workers: dict[str, Worker], tmp_path: Path
+) -> None:
+    # Stateless requests (Triton's readiness) show where each session lands before and after.
+    endpoints = {"en": [_http(workers, n) for n in SHARDS["en"]]}
+    with run_front_door(_route("http"), endpoints, tmp_path / "front-door") as door, \
+            httpx.Client(base_url=door.url, timeout=10) as client:
+
+        def landed() -> dict[str, str]:
+            out = {}
+            for i in range(40):
+                headers = {"x-language": "en", "x-voxscale-session": f"s{i}"}
+                r = client.get("/v2/health/ready", headers=headers)
+                assert r.status_code == 200
+                out[f"s{i}"] = r.headers[SERVED_BY_HEADER]
+            return out
+
+        before = landed()
+        door.set_endpoints("en", [_http(workers, "en-1")])
+        after = landed()
+        assert door.servers("en") == ["en-1"]
+        assert "en-0" not in door.config_file.read_text()
+        check_config(door.config_file)
+    moved = [s for s in before if before[s] != after[s]]
+    print(f"front-door: en-0 removed: {len(moved)} of {len(before)} sessions moved, all of them en-0's"
+          f" ({Counter(before.values())['en-0']})")
+    assert set(after.values()) == {"en-1"}
+    assert moved == [s for s in before if before[s] == "en-0"] != []
