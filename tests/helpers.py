@@ -13,7 +13,7 @@ import yaml
 
 from voxscale import names
 from voxscale.api import SpeechClusterSpec, parse_spec
-from voxscale.decide.types import PodCounts, ShardMetrics
+from voxscale.decide.types import ClassMetrics, PodCounts, ShardMetrics
 from voxscale.metrics.protocol import PodStreams, ShardSelector
 from voxscale.pods import ShardPods
 from voxscale.series import History
@@ -161,6 +161,8 @@ class FakeMetrics:
     """shard -> {pod: live streams}; a pod left out has no data."""
     session_p99: dict[str, float] = field(default_factory=dict)
     """shard -> p99 stream length in seconds; a shard left out has no data."""
+    classes: dict[tuple[str, str], ClassMetrics] = field(default_factory=dict)
+    """(shard, class) -> that Batch class's reading; a pair left out has no data."""
 
     def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
         rate = self.rate.get(selector.shard)
@@ -179,6 +181,10 @@ class FakeMetrics:
 
     def session_seconds(self, selector: ShardSelector, now: float) -> float | None:
         return self.session_p99.get(selector.shard)
+
+    def class_metrics(self, selector: ShardSelector, traffic_class: str, now: float) -> ClassMetrics:
+        known = self.classes.get((selector.shard, traffic_class))
+        return known or ClassMetrics(traffic_class, now, errors=("backlog: empty result",))
 
     def close(self) -> None:
         self.closed = True

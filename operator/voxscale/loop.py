@@ -25,7 +25,15 @@ from voxscale.api import (
 )
 from voxscale.decide import decide, horizon_seconds, record_warmups, restore_state
 from voxscale.decide.drain import learned_drain
-from voxscale.decide.types import Decision, Forecast, Observation, PodCounts, Policy, ShardMetrics
+from voxscale.decide.types import (
+    ClassMetrics,
+    Decision,
+    Forecast,
+    Observation,
+    PodCounts,
+    Policy,
+    ShardMetrics,
+)
 from voxscale.decide.victims import rank_scale_in
 from voxscale.forecast import ForecastCache
 from voxscale.history import HistoryStore
@@ -234,8 +242,9 @@ class Loop:
     ) -> tuple[Observation, Forecast | None]:
         selector = _selector(ctx, shard)
         metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
+        classes = await asyncio.to_thread(_batch_classes, ctx, selector)
         forecast = await self._forecast(ctx, selector, horizon)
-        return Observation(metrics, _as_asked(pods.counts, state)), forecast
+        return Observation(metrics, _as_asked(pods.counts, state), classes), forecast
 
     async def _scale(
         self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision, *, note: str | None
@@ -305,7 +314,16 @@ class Loop:
 
 
 def _selector(ctx: TickContext, shard: ShardSpec) -> ShardSelector:
-    return ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name)
+    """The shard's series; with spec.classes, its Interactive class's (docs/classes.md)."""
+    interactive = ctx.spec.interactive_class
+    return ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name,
+                         traffic_class=interactive.name if interactive else None)
+
+
+def _batch_classes(ctx: TickContext, selector: ShardSelector) -> tuple[ClassMetrics, ...]:
+    """Each Batch class's reading (blocking); none without spec.classes."""
+    batch = [c.name for c in ctx.spec.classes or () if c.kind == "Batch"]
+    return tuple(ctx.source.class_metrics(selector, name, ctx.now) for name in batch)
 
 
 def _set_deletion_costs(kube: ClusterAPI, ctx: TickContext, shard: ShardSpec, live: int, target: int) -> str:
@@ -368,6 +386,7 @@ def _problems(decision: Decision, pods: ShardPodsLike, hpa: str | None) -> tuple
     for step in reversed(decision.degraded):
         reason = names.REASON_FALLBACK if step.startswith("fallback") else names.REASON_METRICS_UNAVAILABLE
         out.append((reason, f"{step}: {'; '.join(decision.reasons[-2:])}"))
+    out.extend(decision.class_problems)
     return tuple(out)
 
 

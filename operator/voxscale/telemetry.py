@@ -36,6 +36,19 @@ HORIZON = Gauge("voxscale_horizon_seconds", "Forecast horizon: learned warm-up +
 MODE = Gauge("voxscale_mode", "1 for the shard's current mode", [*_SHARD, "mode"])
 METRIC_FAILURES = Counter("voxscale_metric_failures_total", "Ticks without usable metrics", _SHARD)
 SCALE_EVENTS = Counter("voxscale_scale_events_total", "Replica changes applied", [*_SHARD, "direction"])
+_CLASS = (*_SHARD, "class")
+CLASS_REPLICAS = Gauge(
+    "voxscale_class_replicas",
+    "Replicas a traffic class needs (the shard runs Interactive + every Batch need)", _CLASS,
+)
+CLASS_BACKLOG = Gauge("voxscale_class_backlog_requests", "A Batch class's queued requests", _CLASS)
+CLASS_REQUIRED_RATE = Gauge(
+    "voxscale_class_required_rate_rps",
+    "Throughput that completes a Batch class's backlog and arrivals before its deadline", _CLASS,
+)
+CLASS_AT_RISK = Gauge(
+    "voxscale_class_deadline_at_risk", "1 while a Batch class's deadline is at risk", _CLASS
+)
 TICK = Histogram(
     "voxscale_tick_duration_seconds",
     "Duration of one SpeechCluster tick",
@@ -83,6 +96,12 @@ def export_shard(
     _set(FORECAST_RATE, key, status.forecast_rate)
     _set(LATENCY, key, status.observed_latency_ms)
     _set(HORIZON, key, status.horizon_seconds)
+    for c in status.classes or ():
+        labels = (*key, c.name)
+        _set(CLASS_REPLICAS, labels, c.replicas)
+        _set(CLASS_BACKLOG, labels, c.backlog)
+        _set(CLASS_REQUIRED_RATE, labels, c.required_rate)
+        CLASS_AT_RISK.labels(*labels).set(1 if c.deadline_at_risk else 0)
     if not metrics_ok:
         METRIC_FAILURES.labels(*key).inc()
 
@@ -107,6 +126,10 @@ _SERIES: tuple[tuple[MetricWrapperBase, tuple[str, ...]], ...] = (
     (MODE, (*_SHARD, "mode")),
     (METRIC_FAILURES, _SHARD),
     (SCALE_EVENTS, (*_SHARD, "direction")),
+    (CLASS_REPLICAS, _CLASS),
+    (CLASS_BACKLOG, _CLASS),
+    (CLASS_REQUIRED_RATE, _CLASS),
+    (CLASS_AT_RISK, _CLASS),
     (TICK, ("namespace", "cluster")),
 )
 """Every labelled metric above with its label names in declaration order (what remove() takes)."""

@@ -19,13 +19,14 @@ from urllib3.util.retry import Retry
 
 from voxscale import names
 from voxscale.api import PrometheusSpec, QueryTemplates
-from voxscale.decide.types import ShardMetrics
+from voxscale.decide.types import ClassMetrics, ShardMetrics
 from voxscale.metrics import answers, failures
 from voxscale.metrics.promql import (
     DEFAULT_PANIC_WINDOW,
     DEFAULT_TEMPLATES,
     DEFAULT_WINDOW,
     StreamQueries,
+    build_class_queries,
     build_queries,
     build_stream_queries,
     check_template,
@@ -132,20 +133,9 @@ class PrometheusSource:
         queries = build_queries(
             selector.namespace, selector.cluster, selector.shard, selector.model,
             templates=self._templates, window=self._window, panic_window=self._panic_window,
-            quantile=self._quantile,
+            quantile=self._quantile, traffic_class=selector.traffic_class,
         )
-        values: dict[str, float | None] = {}
-        errors: list[str] = []
-        unreachable: str | None = None
-        for field in _FIELDS:
-            if unreachable:
-                values[field] = None
-                errors.append(f"{field}: skipped: {unreachable}")
-                continue
-            reading, unreachable = self._instant(field, getattr(queries, field), now)
-            values[field] = reading.value
-            if reading.reason:
-                errors.append(reading.reason)
+        values, errors = self._instants({f: getattr(queries, f) for f in _FIELDS}, now)
         if errors:
             log.warning("prometheus: %s/%s/%s: %s", selector.namespace, selector.cluster,
                         selector.shard, "; ".join(errors))
@@ -154,6 +144,26 @@ class PrometheusSource:
             latency_ms=values["latency"], queue=values["queue"],
             batch_efficiency=values["batch_efficiency"], errors=tuple(errors),
         )
+
+    def _instants(
+        self, queries: dict[str, str | None], now: float
+    ) -> tuple[dict[str, float | None], list[str]]:
+        """Each query in order (None: not read); after a transport failure the rest are skipped."""
+        values: dict[str, float | None] = {}
+        errors: list[str] = []
+        unreachable: str | None = None
+        for field, query in queries.items():
+            values[field] = None
+            if query is None:
+                continue
+            if unreachable:
+                errors.append(f"{field}: skipped: {unreachable}")
+                continue
+            reading, unreachable = self._instant(field, query, now)
+            values[field] = reading.value
+            if reading.reason:
+                errors.append(reading.reason)
+        return values, errors
 
     def _instant(self, name: str, query: str, now: float) -> tuple[answers.Reading, str | None]:
         """One instant query evaluated at `now`; never raises."""
@@ -186,6 +196,19 @@ class PrometheusSource:
                       selector.shard, reading.reason)
         return reading.value
 
+    # ------------------------------------------------------------------ instant: classes
+
+    def class_metrics(self, selector: ShardSelector, traffic_class: str, now: float) -> ClassMetrics:
+        queries = build_class_queries(selector.namespace, selector.cluster, selector.shard,
+                                      selector.model, traffic_class, window=self._window)
+        values, errors = self._instants(
+            {"backlog": queries.backlog, "oldest": queries.oldest, "rate": queries.rate}, now)
+        if errors:
+            log.warning("prometheus: %s/%s/%s class %s: %s", selector.namespace, selector.cluster,
+                        selector.shard, traffic_class, "; ".join(errors))
+        return ClassMetrics(traffic_class, now, rate=values["rate"], backlog=values["backlog"],
+                            oldest_seconds=values["oldest"], errors=tuple(errors))
+
     def _stream_queries(self, selector: ShardSelector) -> StreamQueries:
         return build_stream_queries(selector.namespace, selector.cluster, selector.shard,
                                     selector.model, window=self._window)
@@ -198,6 +221,7 @@ class PrometheusSource:
         query = build_queries(
             selector.namespace, selector.cluster, selector.shard, selector.model,
             templates=self._templates, window=self._window, quantile=self._quantile,
+            traffic_class=selector.traffic_class,
         ).rate
         n = answers.grid_size(start, end, step)
         chunks: list[np.ndarray[Any, np.dtype[np.float64]]] = []

@@ -70,6 +70,25 @@ STREAM_TEMPLATES: dict[str, str] = {
     ),
 }
 
+# Class queries (spec.classes; docs/classes.md), on voxscale's own per-class series, each
+# selected by the shard's matchers plus `class="<name>"` (the name is a checked DNS label):
+# - rate, latency, queue of the Interactive class replace Triton's shard-wide ones, which count
+#   batch requests too: a batch backlog would read as interactive load, and its long waits as
+#   an SLO breach. Latency is a histogram (buckets merge across pods, unlike Triton's summary).
+# - backlog, oldest, rate of each Batch class: queued work, the age of its oldest request, and
+#   arrivals. Gauges through last_over_time, as above.
+# Batch efficiency is not read under classes: batch work fills the same Triton batches, so the
+# measured batch size says nothing about the interactive service time (decide/batching.py).
+CLASS_TEMPLATES: dict[str, str] = {
+    "rate": f"sum(rate({names.CLASS_REQUESTS_METRIC}{{{{selector,{{match}}}}}}[{{{{window}}}}]))",
+    "latency": (
+        "histogram_quantile({{quantile}}, sum by (le) "
+        f"(rate({names.CLASS_LATENCY_METRIC}_bucket{{{{selector,{{match}}}}}}[{{{{window}}}}]))) * 1000"
+    ),
+    "queue": f"sum(last_over_time({names.CLASS_BACKLOG_METRIC}{{{{selector,{{match}}}}}}[{{{{window}}}}]))",
+    "oldest": f"max(last_over_time({names.CLASS_OLDEST_METRIC}{{{{selector,{{match}}}}}}[{{{{window}}}}]))",
+}
+
 # A Kubernetes namespace is a DNS-1123 label; cluster and shard become pod label values; the model
 # name follows api.ModelSpec. fullmatch() so a trailing newline is never accepted.
 _NAMESPACE = re.compile(names.DNS_1123_LABEL_PATTERN)
@@ -109,7 +128,17 @@ class Queries:
     panic_rate: str
     latency: str
     queue: str
-    batch_efficiency: str
+    batch_efficiency: str | None
+    """None under traffic classes: not read (see CLASS_TEMPLATES)."""
+
+
+@dataclass(frozen=True)
+class ClassQueries:
+    """The queries of one Batch class of one shard (spec.classes), ready to send."""
+
+    backlog: str
+    oldest: str
+    rate: str
 
 
 @dataclass(frozen=True)
@@ -251,10 +280,15 @@ def build_queries(
     window: str = DEFAULT_WINDOW,
     panic_window: str = DEFAULT_PANIC_WINDOW,
     quantile: float = 0.95,
+    traffic_class: str | None = None,
 ) -> Queries:
     """The shard's queries: user templates where given, Triton defaults otherwise; the panic
-    rate is the rate template over `panic_window`."""
+    rate is the rate template over `panic_window`. With `traffic_class`, the rate, latency and
+    queue are that class's (CLASS_TEMPLATES) and batch efficiency is not read."""
     matchers = selector(namespace, cluster, shard, model)
+    if traffic_class is not None:
+        return _class_queries(matchers, traffic_class, model, window=window,
+                              panic_window=panic_window, quantile=quantile)
     chosen = {k: (templates or {}).get(k) or v for k, v in DEFAULT_TEMPLATES.items()}
     rendered = {
         k: render(t, matchers=matchers, window=window, quantile=quantile, model=model)
@@ -278,3 +312,31 @@ def build_stream_queries(
         session_p99=render(STREAM_TEMPLATES["session_p99"], matchers=matchers, window=session_window,
                            quantile=SESSION_QUANTILE, model=model),
     )
+
+
+def class_template(field: str, traffic_class: str) -> str:
+    """CLASS_TEMPLATES[field] for one class: `{selector,class="<name>"}`."""
+    match = f"{names.PROM_LABEL_CLASS}={quote(check_value('class', traffic_class))}"
+    return CLASS_TEMPLATES[field].format(match=match)
+
+
+def _class_queries(matchers: str, traffic_class: str, model: str, *, window: str,
+                   panic_window: str, quantile: float) -> Queries:
+    def one(field: str, range_: str) -> str:
+        return render(class_template(field, traffic_class), matchers=matchers, window=range_,
+                      quantile=quantile, model=model)
+
+    return Queries(rate=one("rate", window), panic_rate=one("rate", panic_window),
+                   latency=one("latency", window), queue=one("queue", window), batch_efficiency=None)
+
+
+def build_class_queries(namespace: str, cluster: str, shard: str, model: str, traffic_class: str,
+                        *, window: str = DEFAULT_WINDOW) -> ClassQueries:
+    """Backlog, oldest queued age and arrival rate of one Batch class of one shard."""
+    matchers = selector(namespace, cluster, shard, model)
+
+    def one(field: str) -> str:
+        return render(class_template(field, traffic_class), matchers=matchers, window=window,
+                      quantile=0.5, model=model)
+
+    return ClassQueries(backlog=one("queue"), oldest=one("oldest"), rate=one("rate"))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from voxscale.decide.types import ShardMetrics
+from voxscale.decide.types import ClassMetrics, ShardMetrics
 from voxscale.metrics.promql import check_value
 from voxscale.series import History
 
@@ -23,12 +23,17 @@ class ShardSelector:
     cluster: str
     shard: str
     model: str
+    traffic_class: str | None = None
+    """spec.classes: the Interactive class, whose series observe() and history() read instead
+    of Triton's shard-wide ones (which count batch requests too)."""
 
     def __post_init__(self) -> None:
         check_value("namespace", self.namespace)
         check_value("cluster", self.cluster)
         check_value("shard", self.shard)
         check_value("model", self.model)
+        if self.traffic_class is not None:
+            check_value("class", self.traffic_class)
 
 
 @dataclass(frozen=True)
@@ -64,5 +69,10 @@ class MetricsSource(Protocol):
 
     def session_seconds(self, selector: ShardSelector, now: float) -> float | None:
         """The p99 length in seconds of the shard's recently closed streams; None = no data."""
+        ...
+
+    def class_metrics(self, selector: ShardSelector, traffic_class: str, now: float) -> ClassMetrics:
+        """One Batch class of the shard at `now` (spec.classes): backlog, the age of its oldest
+        queued request and its arrival rate; each None when there is no data."""
         ...
 

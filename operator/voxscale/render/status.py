@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from voxscale import names
-from voxscale.api import Condition, Mode, RoutingStatus, ShardStatus, SpeechClusterStatus
+from voxscale.api import (
+    ClassStatus,
+    Condition,
+    Mode,
+    RoutingStatus,
+    ShardStatus,
+    SpeechClusterStatus,
+)
 from voxscale.decide.types import Decision, Forecast, Observation
 
 # Worst first: the cluster-wide mode shown by `kubectl get spc` is its worst shard's.
@@ -48,6 +55,12 @@ def shard_status(
         reasons=[r[:1024] for r in decision.reasons[:16]],
         last_scale_time=last_scale_time,
         scaler_state=decision.state,
+        classes=[
+            ClassStatus(name=n.name, kind=n.kind, replicas=n.replicas, observed_rate=n.rate,
+                        backlog=n.backlog, oldest_seconds=n.oldest_seconds,
+                        required_rate=n.required_rate, deadline_at_risk=n.at_risk)
+            for n in decision.classes
+        ] or None,
     )
 
 
