@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from tests.helpers import ROOT, example_doc, spec_with
 from voxscale.decide import Policy
+from voxscale.manifest import load_manifest
 from voxscale.render.configmap import render_model_config
 from voxscale.render.crd import render_crd
 
@@ -110,3 +111,11 @@ def test_every_rule_the_model_checks_is_also_a_cel_rule_of_the_crd() -> None:
     assert classes["x-kubernetes-list-map-keys"] == ["name"]
     assert "has(self.deadlineSeconds)" in classes["items"]["x-kubernetes-validations"][0]["rule"]
     assert "default" not in classes  # absent stays absent: today's behaviour
+
+
+def test_the_classes_example_is_valid_and_renders_three_priority_levels() -> None:
+    from voxscale.manifest import load_manifest
+
+    spec = load_manifest(ROOT / "examples" / "classes-speechcluster.yaml").spec
+    assert [c.name for c in spec.classes or []] == ["live", "offline", "archive"]
+    assert "priority_levels: 3" in render_model_config(spec)
