@@ -114,8 +114,6 @@ def test_every_rule_the_model_checks_is_also_a_cel_rule_of_the_crd() -> None:
 
 
 def test_the_classes_example_is_valid_and_renders_three_priority_levels() -> None:
-    from voxscale.manifest import load_manifest
-
     spec = load_manifest(ROOT / "examples" / "classes-speechcluster.yaml").spec
     assert [c.name for c in spec.classes or []] == ["live", "offline", "archive"]
     assert "priority_levels: 3" in render_model_config(spec)
