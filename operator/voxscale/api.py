@@ -523,6 +523,10 @@ class RoutingSpec(_Model):
     languages: Annotated[list[Language], Field(max_length=64)] = Field(default_factory=list)
     """Languages the front door must route; one that no shard serves is reported
     (LanguageUnserved). Empty: whatever the shards serve."""
+    regions_down: Annotated[list[LabelValue], Field(max_length=16)] = Field(default_factory=list)
+    """Regions taken out of service by hand (maintenance, an outage the metrics cannot see): their
+    shards' languages are failed over to shards of other regions, as when they have no Ready
+    replica (docs/routing.md, Regional failover)."""
 
     @model_validator(mode="after")
     def _headers_differ(self) -> RoutingSpec:
@@ -719,6 +723,21 @@ class ShardStatus(_Model):
     """spec.classes: each class's observation and need; absent without classes."""
 
 
+class FailoverStatus(_Model):
+    """A shard that cannot serve, and where its languages' new streams go (docs/routing.md)."""
+
+    from_shard: ShortName = Field(alias="from")
+    to: ShortName | None = None
+    """The shard of another region that takes the languages; None when no healthy shard serves
+    them: the route keeps sending them home (FailoverImpossible)."""
+    languages: Annotated[list[Language], Field(min_length=1, max_length=32)]
+    reason: Text = ""
+    """Why the shard cannot serve, e.g. "0 of 2 replicas Ready (2 Pending)"."""
+    since: datetime
+    home_ready_since: datetime | None = None
+    """The shard serves again since then; its languages go home once it has for the hold."""
+
+
 class RoutingStatus(_Model):
     """What became of spec.routing; every tick mirrors it into the Routed condition."""
 
@@ -728,6 +747,8 @@ class RoutingStatus(_Model):
     reason: Annotated[str, Field(max_length=64)]
     message: Text = ""
     observed_generation: int | None = None
+    failovers: Annotated[list[FailoverStatus], Field(max_length=64)] = Field(default_factory=list)
+    """Active regional failovers; empty when every shard serves its own languages."""
 
 
 class SpeechClusterStatus(_Model):
