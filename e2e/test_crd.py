@@ -40,6 +40,21 @@ def _duplicate_first_shard(doc: Manifest) -> None:
     doc["spec"]["shards"].append(copy.deepcopy(doc["spec"]["shards"][0]))
 
 
+LIVE = {"name": "live", "kind": "Interactive", "priority": 1}
+OFFLINE = {"name": "offline", "kind": "Batch", "priority": 2, "deadlineSeconds": 3600}
+CLASSES = [LIVE, OFFLINE]
+"""spec.classes of examples/classes-speechcluster.yaml, less its third class (docs/classes.md)."""
+
+
+def _classes(*classes: dict[str, Any]) -> Callable[[Manifest], None]:
+    return _set("spec.classes", [dict(c) for c in classes])
+
+
+def _many_batch_classes(doc: Manifest) -> None:
+    batch = [{**OFFLINE, "name": f"b{p}", "priority": p} for p in range(2, 10)]
+    doc["spec"]["classes"] = [LIVE, *batch]
+
+
 # (what is wrong, how to make it wrong, words the API server's answer must contain)
 BAD_MANIFESTS: list[tuple[str, Callable[[Manifest], None], tuple[str, ...]]] = [
     ("cluster_min_above_max", _both(_set("spec.scaling.minReplicas", 9), _set("spec.scaling.maxReplicas", 3)),
@@ -65,6 +80,32 @@ BAD_MANIFESTS: list[tuple[str, Callable[[Manifest], None], tuple[str, ...]]] = [
      ("spec.worker.gpus", "should be greater than or equal to 0")),
     ("bad_language_tag", _set("spec.shards.1.languages", ["German"]),
      ("spec.shards[1].languages[0]", "should match")),
+    # spec.classes (docs/classes.md): the CEL rules and the schema bounds, each with its message.
+    ("duplicate_class_name", _classes(LIVE, OFFLINE, {**OFFLINE, "priority": 3}),
+     ("spec", "class names must be unique")),
+    ("duplicate_class_priority", _classes(LIVE, OFFLINE, {**OFFLINE, "name": "archive"}),
+     ("spec", "class priorities must be unique")),
+    ("two_interactive_classes", _classes(LIVE, {**LIVE, "name": "live2", "priority": 2}),
+     ("spec", "classes need exactly one Interactive class")),
+    ("no_interactive_class", _classes(OFFLINE), ("spec", "classes need exactly one Interactive class")),
+    ("deadline_on_interactive", _classes({**LIVE, "deadlineSeconds": 60}, OFFLINE),
+     ("spec.classes[0]", "a Batch class needs deadlineSeconds; an Interactive class has none")),
+    ("batch_without_deadline", _classes(LIVE, {k: v for k, v in OFFLINE.items() if k != "deadlineSeconds"}),
+     ("spec.classes[1]", "a Batch class needs deadlineSeconds")),
+    ("interactive_below_batch", _classes({**LIVE, "priority": 3}, OFFLINE),
+     ("spec", "the Interactive class must have the highest priority")),
+    ("classes_with_streaming",
+     _both(_classes(*CLASSES), _set("spec.streaming", {"maxConcurrentSequencesPerReplica": 8})),
+     ("spec", "classes and streaming cannot be combined")),
+    ("classes_with_rate_query",
+     _both(_classes(*CLASSES), _set("spec.prometheus.queries.rate", "sum(rate(x{selector}[{window}]))")),
+     ("spec", "with classes, the interactive rate, latency and queue come from the")),
+    ("empty_classes", _classes(), ("spec.classes", "at least 1 items")),
+    ("nine_classes", _many_batch_classes, ("spec.classes", "must have at most 8 items")),
+    ("class_priority_zero", _classes({**LIVE, "priority": 0}, OFFLINE),
+     ("spec.classes[0].priority", "should be greater than or equal to 1")),
+    ("bad_class_kind", _classes(LIVE, {**OFFLINE, "kind": "Bulk"}),
+     ("spec.classes[1].kind", 'Unsupported value: "Bulk"')),
 ]
 
 
@@ -141,3 +182,14 @@ def test_the_example_is_accepted_and_every_schema_default_is_applied(
         else:
             assert value == default, path
     assert stored["spec"]["shards"] == doc["spec"]["shards"]
+
+
+def test_a_speechcluster_with_classes_is_accepted_and_stored_as_given(
+    kubectl: Kubectl, speechcluster_crd: Manifest, namespace: str,
+) -> None:
+    doc = example_speechcluster(namespace)
+    doc["spec"]["classes"] = [LIVE, OFFLINE, {**OFFLINE, "name": "archive", "priority": 3,
+                                              "deadlineSeconds": 28800}]
+    _create(kubectl, doc)
+    stored = kubectl.json("get", "speechcluster", doc["metadata"]["name"], "-n", namespace)
+    assert stored["spec"]["classes"] == doc["spec"]["classes"]
