@@ -130,3 +130,25 @@ def test_a_daemon_cancelled_mid_tick_still_closes_its_source() -> None:
 
     asyncio.run(cancelled())
     assert metrics.closed and sources.source is None
+
+
+def test_after_a_tick_that_finds_a_region_without_ready_workers_the_route_fails_over_once() -> None:
+    spec = spec_with(
+        scaling={"intervalSeconds": 10, "maxReplicas": 40, "forecast": {"enabled": False}},
+        shards=[{"name": "eu-en", "region": "eu-west", "languages": ["en"]},
+                {"name": "us-en", "region": "us-east", "languages": ["en"]}],
+        routing={"parentRefs": [{"name": "gw"}]},
+    )
+    body = {**_body(), "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True), "status": {
+        "routing": {"kind": "GRPCRoute", "name": "asr", "routed": True, "reason": "RoutesApplied"}}}
+    clock = FakeClock()
+    kube = RecordingKube(ready={"asr-eu-en": 0})
+    metrics = FakeMetrics({"eu-en": 10.0, "us-en": 10.0})
+    sources = SourceCache(build=lambda spec, token: metrics)
+    asyncio.run(handlers.run_daemon(body, kube, Loop(kube), sources, FakeStopped(clock, waits=1),
+                                    now=clock, monotonic=clock))
+    [route] = [o for o in kube.applied if o["kind"] == "GRPCRoute"]
+    assert [r["name"] for r in route["spec"]["rules"]] == ["us-en"]  # en of eu-west included
+    [routing] = [s["routing"] for s in kube.statuses if s.get("routing")]
+    assert [(f["from"], f["to"]) for f in routing["failovers"]] == [("eu-en", "us-en")]
+    assert [r for _, r, _ in kube.events if r == names.REASON_FAILED_OVER] == [names.REASON_FAILED_OVER]

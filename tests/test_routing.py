@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.helpers import RecordingKube, example_doc
 from voxscale import names
-from voxscale.api import RoutingStatus, SpeechClusterStatus, parse_spec
+from voxscale.api import RoutingStatus, ShardStatus, SpeechClusterStatus, parse_spec
 from voxscale.handlers import reconcile_children
 from voxscale.k8s import KindNotServedError, KubeApiError
 from voxscale.render.status import cluster_status
@@ -76,7 +76,7 @@ def test_the_route_is_applied_with_the_shards_and_its_verdict_stored_and_announc
         "kind": "GRPCRoute", "name": "asr", "routed": True, "reason": names.REASON_ROUTES_APPLIED,
         "message": "GRPCRoute asr routes 4 languages (de, en, es, fr) to 3 shards; sessions stick by"
                    " header x-voxscale-session",
-        "observedGeneration": 4,
+        "observedGeneration": 4, "failovers": [],
     }
     assert (_routed(status)["status"], _routed(status)["reason"]) == ("True", names.REASON_ROUTES_APPLIED)
     assert [(t, r) for t, r, _ in kube.events] == [("Normal", names.REASON_ROUTES_APPLIED)]
@@ -185,3 +185,79 @@ def test_every_tick_mirrors_status_routing_into_the_routed_condition_and_drops_i
     # Routing removed while a stale tick carried the condition over: the next tick drops it.
     later = cluster_status([], SpeechClusterStatus(conditions=status.conditions), NOW, 5)
     assert names.CONDITION_ROUTED not in {c.type for c in later.conditions}
+
+
+# ---------------------------------------------------------------------------- regional failover
+
+
+def _shards(eu_en_ready: int) -> list[ShardStatus]:
+    return [ShardStatus(name="eu-en", replicas=2, ready_replicas=eu_en_ready,
+                        pending_replicas=2 - eu_en_ready),
+            ShardStatus(name="eu-de-fr", replicas=1, ready_replicas=1),
+            ShardStatus(name="us-en-es", replicas=2, ready_replicas=2)]
+
+
+def _tick(body: dict[str, Any], kube: RecordingKube, shards: list[ShardStatus],
+          seconds: float) -> dict[str, Any]:
+    """The daemon's step after a tick; the body as stored afterwards."""
+    reconcile_routes(body, parse_spec(body["spec"]), kube, now=NOW + timedelta(seconds=seconds),
+                     shards=shards, on_change_only=True)
+    return _stored(body, kube) if kube.statuses else body
+
+
+def _en_eu_west(route: dict[str, Any]) -> str:
+    wanted = {"x-language": "en", "x-region": "eu-west"}
+    return next(rule["backendRefs"][0]["name"] for rule in route["spec"]["rules"] for m in rule["matches"]
+                if {h["name"]: h["value"] for h in m["headers"]} == wanted)
+
+
+def test_the_daemon_applies_the_route_only_when_a_language_changes_destination() -> None:
+    kube = RecordingKube()
+    body = _body()
+    _reconcile(body, kube)
+    body = _stored(body, kube)
+    kube = RecordingKube()
+    body = _tick(body, kube, _shards(2), 0)
+    assert kube.calls == []  # nothing changed: nothing applied, stored or said
+
+    body = _tick(body, kube, _shards(0), 10)  # eu-en lost its GPUs
+    [route] = kube.applied
+    assert _en_eu_west(route) == "asr-us-en-es"
+    [failover] = body["status"]["routing"]["failovers"]
+    assert failover == {"from": "eu-en", "to": "us-en-es", "languages": ["en"],
+                        "reason": "0 of 2 replicas Ready (2 Pending)", "since": "2025-01-01T00:00:10Z"}
+    assert [(t, r) for t, r, _ in kube.events] == [("Warning", names.REASON_FAILED_OVER)]
+    [cond] = [c for c in body["status"]["conditions"] if c["type"] == names.CONDITION_FAILED_OVER]
+    assert (cond["status"], cond["reason"]) == ("True", names.REASON_FAILED_OVER)
+
+    kube = RecordingKube()
+    body = _tick(body, kube, _shards(0), 20)
+    assert kube.calls == []
+    body = _tick(body, kube, _shards(2), 30)  # Ready again: the hold starts, the route stays
+    assert kube.applied == [] and kube.events == []
+    assert body["status"]["routing"]["failovers"][0]["homeReadySince"] == "2025-01-01T00:00:30Z"
+    body = _tick(body, kube, _shards(2), 50)  # held for 20 s: home
+    [route] = kube.applied
+    assert _en_eu_west(route) == "asr-eu-en"
+    assert body["status"]["routing"]["failovers"] == []
+    assert [(t, r) for t, r, _ in kube.events] == [("Normal", names.REASON_FAILED_BACK)]
+    [cond] = [c for c in body["status"]["conditions"] if c["type"] == names.CONDITION_FAILED_OVER]
+    assert (cond["status"], cond["reason"]) == ("False", names.REASON_AT_HOME)
+
+
+def test_the_daemon_does_nothing_before_the_reconcile_stored_a_first_verdict() -> None:
+    kube = RecordingKube()
+    _tick(_body(), kube, _shards(0), 0)
+    assert kube.calls == []
+
+
+def test_the_periodic_reapply_keeps_a_failover_in_force() -> None:
+    kube = RecordingKube()
+    body = _body()
+    _reconcile(body, kube)
+    body = _tick(_stored(body, kube), kube, _shards(0), 10)
+    body["status"]["shards"] = [s.model_dump(by_alias=True, mode="json") for s in _shards(0)]
+    kube = RecordingKube()
+    reconcile_children(body, parse_spec(body["spec"]), kube)
+    assert _en_eu_west(kube.applied[-1]) == "asr-us-en-es"
+    assert not [e for e in kube.events if e[1] in (names.REASON_FAILED_OVER, names.REASON_FAILED_BACK)]

@@ -13,7 +13,7 @@ import kopf
 from pydantic import ValidationError
 
 from voxscale import names
-from voxscale.api import SpeechClusterSpec, parse_spec
+from voxscale.api import ShardStatus, SpeechClusterSpec, parse_spec
 from voxscale.k8s import Kube
 from voxscale.loop import ClusterAPI, ClusterRef, Loop, stored_status
 from voxscale.metrics.endpoints import AllowList
@@ -249,12 +249,29 @@ async def _tick_once(
     if spec is None:
         return 30.0  # invalid spec or refused URL: the reconcile handler has said what to fix
     ref = ClusterRef.of(body)
+    at = time.time() if now is None else now
     try:
         source = await asyncio.to_thread(sources.get, spec, ref, kube)
-        await loop.tick(ref, spec, source, now=time.time() if now is None else now)
+        status = await loop.tick(ref, spec, source, now=at)
     except Exception:
         log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
+        return float(spec.scaling.interval_seconds)
+    if spec.routing is not None:
+        await _follow_failover(body, spec, kube, status.shards, at)
     return float(spec.scaling.interval_seconds)
+
+
+async def _follow_failover(
+    body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: OperatorAPI,
+    shards: list[ShardStatus], now: float,
+) -> None:
+    """Regional failover every tick, not every re-apply: the route is applied again only when a
+    language's destination changed (a shard stopped or resumed serving)."""
+    try:
+        await asyncio.to_thread(reconcile_routes, body, spec, kube, now=datetime.fromtimestamp(now, tz=UTC),
+                                shards=shards, on_change_only=True)
+    except Exception:
+        log.exception("failover check of %s failed; next tick retries", body["metadata"]["name"])
 
 
 def _quiet_spec(body: kopf.Body | dict[str, Any], endpoints: AllowList) -> SpeechClusterSpec | None:

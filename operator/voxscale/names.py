@@ -164,6 +164,19 @@ REASON_ROUTING_UNAVAILABLE = "RoutingUnavailable"
 """The cluster serves no route kind (the Gateway API CRDs are not installed)."""
 REASON_ROUTE_REJECTED = "RouteRejected"
 """The API server refused the route (schema, CEL, RBAC) or it exceeds Gateway API's limits."""
+# Regional failover (docs/routing.md): a shard that cannot serve sends its languages' new
+# streams to a shard of another region. The condition is True while any language is away.
+CONDITION_FAILED_OVER = "FailedOver"
+REASON_FAILED_OVER = "FailedOver"
+"""A shard cannot serve (no Ready replica, or its region is in regionsDown): its languages'
+new streams go to a healthy shard of another region."""
+REASON_FAILED_BACK = "FailedBack"
+"""The home shard served again for the hold: its languages' new streams go home."""
+REASON_FAILOVER_IMPOSSIBLE = "FailoverImpossible"
+"""A shard cannot serve and no healthy shard of another region serves its language: the route
+keeps sending that language home (never dropped)."""
+REASON_AT_HOME = "AtHome"
+"""No failover: every shard serves its own languages."""
 
 
 def route_name(cluster: str) -> str:

@@ -7,14 +7,16 @@ Event. A conflict leaves the route last applied as it was, so no caller is moved
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from voxscale import names
-from voxscale.api import RoutingStatus, SpeechClusterSpec
+from voxscale.api import FailoverStatus, RoutingStatus, ShardStatus, SpeechClusterSpec
 from voxscale.k8s import KindNotServedError, KubeApiError
 from voxscale.loop import stored_status
 from voxscale.render.common import Owner
+from voxscale.render.failover import failover_events, failover_verdict, moves_of
 from voxscale.render.routes import RoutePlan, plan_route
 from voxscale.render.status import routing_condition
 
@@ -36,21 +38,36 @@ class RouteAPI(Protocol):
 
 
 def reconcile_routes(
-    body: Any, spec: SpeechClusterSpec, kube: RouteAPI, *, now: datetime
+    body: Any, spec: SpeechClusterSpec, kube: RouteAPI, *, now: datetime,
+    shards: Sequence[ShardStatus] | None = None, on_change_only: bool = False,
 ) -> RoutingStatus | None:
-    """Apply the route of spec.routing (or delete ours when it is unset); the verdict stored."""
+    """Apply the route of spec.routing (or delete ours when it is unset); the verdict stored.
+
+    `shards` is the last tick's view of the shards (default: the stored status), from which the
+    regional failovers are judged. With `on_change_only` (the daemon, after every tick) nothing
+    is applied unless a language's destination changed, and nothing at all before the reconcile
+    has stored a first verdict.
+    """
     meta = body["metadata"]
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     previous = stored_status(body)
     if spec.routing is None:
-        if previous.routing is not None:
+        if previous.routing is not None and not on_change_only:
             _remove(body, previous.routing, previous.conditions, kube, now)
         return None
-    plan = plan_route(owner, spec, spec.routing)
+    if on_change_only and previous.routing is None:
+        return None
+    before = previous.routing.failovers if previous.routing else []
+    failover = failover_verdict(spec, previous.shards if shards is None else shards, before, now)
+    if on_change_only and previous.routing is not None and failover.moves == moves_of(before):
+        return _store_failovers(body, previous.routing, before, list(failover.failovers),
+                                spec=spec, kube=kube, now=now)
+    plan = plan_route(owner, spec, spec.routing, failover.moves)
     failure = _apply(plan, kube, previous.routing)
     problems = ([failure] if failure else []) + list(plan.problems)
     # Nothing applied (a conflict): the verdict is about the route that stays, if there is one.
     live = previous.routing if plan.route is None and previous.routing is not None else plan
+    applied = plan.route is not None and failure is None
     verdict = RoutingStatus(
         kind=live.kind,
         name=live.name,
@@ -58,6 +75,7 @@ def reconcile_routes(
         reason=problems[0][0] if problems else names.REASON_ROUTES_APPLIED,
         message=("; ".join(m for _, m in problems) if problems else plan.summary)[:1024],
         observed_generation=meta.get("generation"),
+        failovers=list(failover.failovers) if applied else list(before),
     )
     if verdict != previous.routing:
         _store(body, verdict, routing_condition(previous.conditions, verdict, now), kube)
@@ -65,7 +83,30 @@ def reconcile_routes(
     if said != (verdict.reason, verdict.message):
         kind = "Normal" if verdict.routed else "Warning"
         kube.event(dict(body), kind, verdict.reason, verdict.message, now)
+    _announce_failovers(body, before, verdict.failovers, spec=spec, kube=kube, now=now)
     return verdict
+
+
+def _store_failovers(
+    body: Any, routing: RoutingStatus, before: list[FailoverStatus], after: list[FailoverStatus], *,
+    spec: SpeechClusterSpec, kube: RouteAPI, now: datetime,
+) -> RoutingStatus:
+    """No destination changed: the route stays as applied; a hold's clock or a reason that moved
+    is stored (and a language newly stranded is said), nothing more."""
+    if after == before:
+        return routing
+    verdict = routing.model_copy(update={"failovers": after})
+    _store(body, verdict, routing_condition(stored_status(body).conditions, verdict, now), kube)
+    _announce_failovers(body, before, after, spec=spec, kube=kube, now=now)
+    return verdict
+
+
+def _announce_failovers(
+    body: Any, before: Sequence[FailoverStatus], after: Sequence[FailoverStatus], *,
+    spec: SpeechClusterSpec, kube: RouteAPI, now: datetime,
+) -> None:
+    for type_, reason, message in failover_events(before, after, spec):
+        kube.event(dict(body), type_, reason, message[:1024], now)
 
 
 def _apply(plan: RoutePlan, kube: RouteAPI, previous: RoutingStatus | None) -> tuple[str, str] | None:
@@ -102,6 +143,7 @@ def _remove(body: Any, previous: RoutingStatus, conditions: Any, kube: RouteAPI,
 
 def _store(body: Any, routing: RoutingStatus | None, conditions: Any, kube: RouteAPI) -> None:
     meta = body["metadata"]
+    # failovers is always written, [] when none: a merge patch keeps a key it does not name.
     kube.patch_status(meta["namespace"], meta["name"], {
         "routing": routing.model_dump(by_alias=True, mode="json", exclude_none=True) if routing else None,
         "conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions],

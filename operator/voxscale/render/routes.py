@@ -11,6 +11,7 @@ naming no region reaches eu-en: two shards of different regions never compete fo
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,16 +58,23 @@ def _first_shard_per_language(spec: SpeechClusterSpec) -> dict[str, str]:
     return first
 
 
-def _matches(routing: RoutingSpec, shard: ShardSpec, first: dict[str, str]) -> list[dict[str, Any]]:
+def _matches(
+    routing: RoutingSpec, spec: SpeechClusterSpec, moves: Mapping[tuple[str, str], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Shard -> its rule's matches: each shard's own languages, except those failed over
+    (`moves`), whose matches go to the receiving shard's rule instead, after its own."""
     def exact(header: str, value: str) -> dict[str, str]:
         return {"type": "Exact", "name": header, "value": value}
 
-    out = []
-    for language in shard.languages:
-        region = exact(routing.region_header, shard.region)
-        out.append({"headers": [exact(routing.language_header, language), region]})
-        if first[language] == shard.name:
-            out.append({"headers": [exact(routing.language_header, language)]})
+    first = _first_shard_per_language(spec)
+    out: dict[str, list[dict[str, Any]]] = {shard.name: [] for shard in spec.shards}
+    for shard in spec.shards:
+        for language in shard.languages:
+            to = moves.get((shard.name, language), shard.name)
+            region = exact(routing.region_header, shard.region)
+            out[to].append({"headers": [exact(routing.language_header, language), region]})
+            if first[language] == shard.name:
+                out[to].append({"headers": [exact(routing.language_header, language)]})
     return out
 
 
@@ -77,10 +85,12 @@ def _session(routing: RoutingSpec) -> dict[str, Any]:
     return session
 
 
-def _rule(owner: Owner, routing: RoutingSpec, shard: ShardSpec, first: dict[str, str]) -> dict[str, Any]:
+def _rule(
+    owner: Owner, routing: RoutingSpec, shard: ShardSpec, matches: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "name": shard.name,
-        "matches": _matches(routing, shard, first),
+        "matches": matches,
         "backendRefs": [
             {"name": names.shard_resource_name(owner.name, shard.name), "port": _service_port(routing)}
         ],
@@ -88,9 +98,13 @@ def _rule(owner: Owner, routing: RoutingSpec, shard: ShardSpec, first: dict[str,
     }
 
 
-def render_route(owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec) -> dict[str, Any]:
-    """The route as rendered, whether or not it may be applied (see plan_route)."""
-    first = _first_shard_per_language(spec)
+def render_route(
+    owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec,
+    moves: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:
+    """The route as rendered, whether or not it may be applied (see plan_route). A shard whose
+    every language failed over has no rule: a rule without matches would match every request."""
+    matches = _matches(routing, spec, moves or {})
     parent_refs = [ref.model_dump(by_alias=True, exclude_none=True) for ref in routing.parent_refs]
     return {
         "apiVersion": names.GATEWAY_API_VERSION,
@@ -110,7 +124,8 @@ def render_route(owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec) ->
         },
         "spec": {
             "parentRefs": parent_refs,
-            "rules": [_rule(owner, routing, shard, first) for shard in spec.shards],
+            "rules": [_rule(owner, routing, shard, matches[shard.name])
+                      for shard in spec.shards if matches[shard.name]],
         },
     }
 
@@ -148,9 +163,13 @@ def _oversize(route: dict[str, Any]) -> list[str]:
     return out
 
 
-def plan_route(owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec) -> RoutePlan:
-    """The route and the (reason, message) problems of spec.routing, worst first."""
-    route = render_route(owner, spec, routing)
+def plan_route(
+    owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec,
+    moves: Mapping[tuple[str, str], str] | None = None,
+) -> RoutePlan:
+    """The route and the (reason, message) problems of spec.routing, worst first; `moves` are
+    the failed-over (home shard, language) -> receiving shard (render/failover.py)."""
+    route = render_route(owner, spec, routing, moves)
     kind, name = route["kind"], route["metadata"]["name"]
     clashes, oversize, missing = conflicts(spec), _oversize(route), unserved(spec, routing)
     problems: list[tuple[str, str]] = []

@@ -137,11 +137,32 @@ def routing_condition(
     whole list from a view that can be a moment old, so the condition is re-derived from
     status.routing (which only the reconcile writes) rather than carried over."""
     if routing is None:
-        return [c for c in conditions if c.type != names.CONDITION_ROUTED]
-    return set_condition(
+        return [c for c in conditions if c.type not in (names.CONDITION_ROUTED, names.CONDITION_FAILED_OVER)]
+    routed = set_condition(
         conditions, names.CONDITION_ROUTED, routing.routed, reason=routing.reason,
         message=routing.message, now=now, generation=routing.observed_generation,
     )
+    away, reason, message = failover_condition(routing)
+    return set_condition(routed, names.CONDITION_FAILED_OVER, away, reason=reason, message=message,
+                         now=now, generation=routing.observed_generation)
+
+
+def failover_condition(routing: RoutingStatus) -> tuple[bool, str, str]:
+    """(status, reason, message) of the FailedOver condition: True while any language's new
+    streams go to another region; FailoverImpossible (worst) when one has nowhere to go."""
+    moved = [f for f in routing.failovers if f.to]
+    stuck = [f for f in routing.failovers if not f.to]
+    lines = [f"{', '.join(f.languages)} of {f.from_shard} -> {f.to} since"
+             f" {f.since.isoformat(timespec='seconds')} ({f.reason})"
+             + (f"; {f.from_shard} serves again since {f.home_ready_since.isoformat(timespec='seconds')}"
+                if f.home_ready_since else "") for f in moved]
+    lines += [f"{', '.join(f.languages)} of {f.from_shard}: no healthy shard of another region serves"
+              f" {'it' if len(f.languages) == 1 else 'them'} ({f.reason}); routed home still" for f in stuck]
+    if stuck:
+        return bool(moved), names.REASON_FAILOVER_IMPOSSIBLE, "; ".join(lines)
+    if moved:
+        return True, names.REASON_FAILED_OVER, "; ".join(lines)
+    return False, names.REASON_AT_HOME, "every shard serves its own languages"
 
 
 def cluster_status(
