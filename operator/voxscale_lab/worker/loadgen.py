@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from voxscale.series import FloatArray
+from voxscale_lab.worker import classes
 from voxscale_lab.worker.arrivals import poisson_arrivals, trace_arrivals, window
 from voxscale_lab.worker.results import Outcome, Record, classify, records_json, summarize
 from voxscale_lab.worker.triton import INSTALL_HINT
@@ -135,6 +136,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     streams.add_argument("--pace", type=float, help="seconds between a stream's chunks (default: real time)")
     streams.add_argument("--stagger", type=float, default=0.0, help="seconds between stream starts")
     streams.add_argument("--first-sequence-id", type=int, default=1)
+    classes.add_arguments(p)
     p.set_defaults(handler=run)
     return p
 
@@ -170,6 +172,8 @@ def run_streams_mode(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.streams:
         return run_streams_mode(args)
+    if args.batch_requests:
+        return classes.run_classes_mode(args)
     arrivals = schedule(args)
     target = Target(args.url, args.model, chunk_audio(args.audio_seconds, args.seed), args.timeout)
     result = run_load(target, arrivals, show_progress=not args.no_progress)
