@@ -30,6 +30,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
+    # test_operator_routes.py's first scenario runs before the session installs the Gateway API
+    # CRDs: any other module whose scenarios need them (test_operator_failover.py) runs after it.
+    late = [i for i in items if "gateway_api_crds" in getattr(i, "fixturenames", ())
+            and i.path.name != "test_operator_routes.py"]
+    items[:] = [i for i in items if i not in late] + late
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -141,13 +141,20 @@ def test_after_a_tick_that_finds_a_region_without_ready_workers_the_route_fails_
     )
     body = {**_body(), "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True), "status": {
         "routing": {"kind": "GRPCRoute", "name": "asr", "routed": True, "reason": "RoutesApplied"}}}
-    clock = FakeClock()
     kube = RecordingKube(ready={"asr-eu-en": 0})
-    metrics = FakeMetrics({"eu-en": 10.0, "us-en": 10.0})
-    sources = SourceCache(build=lambda spec, token: metrics)
-    asyncio.run(handlers.run_daemon(body, kube, Loop(kube), sources, FakeStopped(clock, waits=1),
-                                    now=clock, monotonic=clock))
-    [route] = [o for o in kube.applied if o["kind"] == "GRPCRoute"]
+    loop, seen = Loop(kube), set[str]()
+    sources = SourceCache(build=lambda spec, token: FakeMetrics({"eu-en": 10.0, "us-en": 10.0}))
+
+    def tick(at: float) -> list[dict[str, Any]]:
+        asyncio.run(handlers._tick_once(body, kube, loop, sources, now=at, established=seen))
+        return [o for o in kube.applied if o["kind"] == "GRPCRoute"]
+
+    # eu-en's first pods still warming: a start, not an outage; nothing routed away.
+    assert tick(NOW) == [] and seen == {"us-en"}
+    kube.ready["asr-eu-en"] = 2
+    assert tick(NOW + 10) == [] and seen == {"eu-en", "us-en"}
+    kube.ready["asr-eu-en"] = 0  # its workers died
+    [route] = tick(NOW + 20)
     assert [r["name"] for r in route["spec"]["rules"]] == ["us-en"]  # en of eu-west included
     [routing] = [s["routing"] for s in kube.statuses if s.get("routing")]
     assert [(f["from"], f["to"]) for f in routing["failovers"]] == [("eu-en", "us-en")]

@@ -15,6 +15,8 @@ from voxscale.api import FailoverStatus, RoutingStatus, ShardStatus, SpeechClust
 from voxscale.render import Owner
 from voxscale.render.failover import (
     FAILBACK_HOLD_SECONDS,
+    FailoverVerdict,
+    carried_failovers,
     failback_hold_seconds,
     failover_events,
     failover_verdict,
@@ -45,6 +47,15 @@ def _st(name: str, ready: int = 2, replicas: int = 2, pending: int = 0, warming:
                        warming_replicas=warming)
 
 
+ALL = frozenset(s["name"] for s in SHARDS)
+"""Every shard seen Ready before: 0 Ready is an outage, not a start."""
+
+
+def _verdict(spec: SpeechClusterSpec, shards: list[ShardStatus], previous: Any, now: datetime,
+             established: frozenset[str] = ALL) -> FailoverVerdict:
+    return failover_verdict(spec, shards, previous, now, established=established)
+
+
 HEALTHY = [_st("eu-en"), _st("eu-de"), _st("us-en-es")]
 
 
@@ -65,6 +76,7 @@ class Case:
     expect: dict[tuple[str, str], str | None]
     regions_down: tuple[str, ...] = ()
     spec_shards: list[dict[str, Any]] = field(default_factory=lambda: SHARDS[:3])
+    established: frozenset[str] = ALL
 
 
 CASES = [
@@ -75,6 +87,10 @@ CASES = [
          _with(_st("eu-en", 0, 2, warming=2)), {("eu-en", "en"): "us-en-es"}),
     Case("eu-en with 1 Ready and 1 Pending still serves", _with(_st("eu-en", 1, 2, pending=1)), {}),
     Case("a shard at 0 by its own minReplicas is not an outage", _with(_st("eu-en", 0, 0)), {}),
+    Case("a starting shard (first pods warming, never Ready) is not down",
+         _with(_st("eu-en", 0, 2, warming=2)), {}, established=frozenset({"eu-de", "us-en-es"})),
+    Case("a starting shard whose pods are Pending is: they are not coming",
+         _with(_st("eu-en", 0, 2, pending=2)), {("eu-en", "en"): "us-en-es"}, established=frozenset()),
     Case("a shard not ticked yet is not judged", [_st("eu-de"), _st("us-en-es")], {}),
     Case("de has no shard elsewhere: kept home", _with(_st("eu-de", 0, 2, pending=2)),
          {("eu-de", "de"): None}),
@@ -100,29 +116,29 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_the_verdict_sends_each_language_of_a_shard_that_cannot_serve_to_a_healthy_region(case: Case) -> None:
-    verdict = failover_verdict(_spec(case.regions_down, case.spec_shards), case.shards, [], T0)
+    verdict = _verdict(_spec(case.regions_down, case.spec_shards), case.shards, [], T0, case.established)
     assert _away(verdict.failovers) == case.expect
     assert verdict.moves == {k: v for k, v in case.expect.items() if v is not None}
     assert all(f.since == T0 and f.reason for f in verdict.failovers)
 
 
 def test_the_reason_says_why_the_shard_cannot_serve() -> None:
-    [pending] = failover_verdict(_spec(), _with(_st("eu-en", 0, 2, pending=2)), [], T0).failovers
+    [pending] = _verdict(_spec(), _with(_st("eu-en", 0, 2, pending=2)), [], T0).failovers
     assert pending.reason == "0 of 2 replicas Ready (2 Pending)"
-    [down, _] = failover_verdict(_spec(("eu-west",)), HEALTHY, [], T0).failovers
+    [down, _] = _verdict(_spec(("eu-west",)), HEALTHY, [], T0).failovers
     assert down.reason == "region eu-west is marked down in spec.routing.regionsDown"
 
 
 def test_a_receiver_is_kept_while_it_serves_even_when_another_has_more_spare() -> None:
     spec = _spec(shards=SHARDS)
-    first = failover_verdict(spec, [_st("eu-en"), _st("eu-de", 0, 2), _st("us-en-es"), _st("ap-de", 3, 3),
+    first = _verdict(spec, [_st("eu-en"), _st("eu-de", 0, 2), _st("us-en-es"), _st("ap-de", 3, 3),
                                     _st("ap-de-en", 2, 3)], [], T0)
     assert first.moves == {("eu-de", "de"): "ap-de"}
-    later = failover_verdict(spec, [_st("eu-en"), _st("eu-de", 0, 2), _st("us-en-es"), _st("ap-de", 1, 3),
+    later = _verdict(spec, [_st("eu-en"), _st("eu-de", 0, 2), _st("us-en-es"), _st("ap-de", 1, 3),
                                     _st("ap-de-en", 5, 3)], first.failovers, T0 + timedelta(seconds=10))
     assert later.moves == {("eu-de", "de"): "ap-de"}
     assert [f.since for f in later.failovers] == [T0]
-    gone = failover_verdict(spec, [_st("eu-en"), _st("eu-de", 0, 2), _st("us-en-es"), _st("ap-de", 0, 3),
+    gone = _verdict(spec, [_st("eu-en"), _st("eu-de", 0, 2), _st("us-en-es"), _st("ap-de", 0, 3),
                                    _st("ap-de-en", 5, 3)], later.failovers, T0 + timedelta(seconds=20))
     assert gone.moves == {("eu-de", "de"): "ap-de-en"}  # and ap-de's own de has nowhere to go
     assert [f.since for f in gone.failovers if f.from_shard == "eu-de"] == [T0]  # away since the first
@@ -139,7 +155,7 @@ def test_fail_back_waits_for_the_home_shard_to_serve_for_the_hold() -> None:
     away: list[FailoverStatus] = []
     seen = []
     for t, shards in timeline:
-        away = list(failover_verdict(spec, shards, away, T0 + timedelta(seconds=t)).failovers)
+        away = list(_verdict(spec, shards, away, T0 + timedelta(seconds=t)).failovers)
         seen.append((t, bool(away), away[0].home_ready_since if away else None))
     at = {t: T0 + timedelta(seconds=t) for t in (30, 50)}
     assert seen == [(0, True, None), (10, True, None), (20, True, None), (30, True, at[30]),
@@ -152,15 +168,15 @@ def test_a_long_interval_holds_two_ticks() -> None:
 
 def test_a_home_shard_that_serves_again_comes_home_at_once_when_its_receiver_stopped() -> None:
     spec = _spec()
-    [away] = failover_verdict(spec, _with(_st("eu-en", 0, 2)), [], T0).failovers
-    verdict = failover_verdict(spec, _with(_st("us-en-es", 0, 2)), [away], T0 + timedelta(seconds=10))
+    [away] = _verdict(spec, _with(_st("eu-en", 0, 2)), [], T0).failovers
+    verdict = _verdict(spec, _with(_st("us-en-es", 0, 2)), [away], T0 + timedelta(seconds=10))
     assert _away(verdict.failovers) == {("us-en-es", "en"): "eu-en", ("us-en-es", "es"): None}
 
 
 def test_the_route_sends_the_failed_over_matches_to_the_receiving_shards_service() -> None:
     spec = _spec()
     assert spec.routing is not None
-    verdict = failover_verdict(spec, _with(_st("eu-en", 0, 2)), [], T0)
+    verdict = _verdict(spec, _with(_st("eu-en", 0, 2)), [], T0)
     route = plan_route(OWNER, spec, spec.routing, verdict.moves).route
     assert route is not None
     table = {(h["x-language"], h.get("x-region")): (rule["name"], rule["backendRefs"][0]["name"])
@@ -179,7 +195,7 @@ def test_the_route_sends_the_failed_over_matches_to_the_receiving_shards_service
 def test_a_language_with_nowhere_to_go_keeps_its_home_rule() -> None:
     spec = _spec(("eu-west",))
     assert spec.routing is not None
-    verdict = failover_verdict(spec, HEALTHY, [], T0)
+    verdict = _verdict(spec, HEALTHY, [], T0)
     route = plan_route(OWNER, spec, spec.routing, verdict.moves).route
     assert route is not None
     [de] = [r for r in route["spec"]["rules"] if r["name"] == "eu-de"]
@@ -195,7 +211,7 @@ def test_without_failovers_the_route_is_as_before() -> None:
 
 def test_events_say_each_failover_each_fail_back_and_each_language_with_nowhere_to_go() -> None:
     spec = _spec(("eu-west",))
-    away = list(failover_verdict(spec, HEALTHY, [], T0).failovers)
+    away = list(_verdict(spec, HEALTHY, [], T0).failovers)
     assert failover_events([], away, spec) == [
         ("Warning", names.REASON_FAILED_OVER,
          "eu-en (eu-west) cannot serve (region eu-west is marked down in spec.routing.regionsDown): new"
@@ -230,3 +246,19 @@ def test_the_failed_over_condition_names_each_failover_and_the_worst_first() -> 
     assert (ok, reason) == (True, names.REASON_FAILOVER_IMPOSSIBLE)
     assert message.endswith("de of eu-de: no healthy shard of another region serves it (0 of 2 replicas"
                             " Ready); routed home still")
+
+
+def test_a_shard_already_failed_over_stays_judged_while_its_pods_warm() -> None:
+    spec = _spec()
+    away = _verdict(spec, _with(_st("eu-en", 0, 2, pending=2)), [], T0).failovers
+    warming = _with(_st("eu-en", 0, 2, warming=2))
+    later = _verdict(spec, warming, away, T0 + timedelta(seconds=10), established=frozenset())
+    assert later.moves == {("eu-en", "en"): "us-en-es"}
+
+
+def test_a_reconcile_keeps_the_failovers_the_spec_still_allows() -> None:
+    away = _verdict(_spec(), _with(_st("eu-en", 0, 2)), [], T0).failovers
+    assert carried_failovers(_spec(), away) == away
+    moved = [{**SHARDS[0]}, SHARDS[1], {**SHARDS[2], "languages": ["es"]}]
+    assert carried_failovers(_spec(shards=moved), away) == ()  # us-en-es no longer serves en
+    assert carried_failovers(_spec(shards=SHARDS[1:3]), away) == ()  # eu-en left the spec

@@ -201,7 +201,7 @@ def _tick(body: dict[str, Any], kube: RecordingKube, shards: list[ShardStatus],
           seconds: float) -> dict[str, Any]:
     """The daemon's step after a tick; the body as stored afterwards."""
     reconcile_routes(body, parse_spec(body["spec"]), kube, now=NOW + timedelta(seconds=seconds),
-                     shards=shards, on_change_only=True)
+                     shards=shards, established={"eu-en", "eu-de-fr", "us-en-es"})
     return _stored(body, kube) if kube.statuses else body
 
 

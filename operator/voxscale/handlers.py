@@ -222,10 +222,11 @@ async def run_daemon(
     last tick can finish after the delete handler ran, and would leave its series behind.
     """
     last_apply = monotonic()
+    established: set[str] = set()  # shards seen Ready: from now on, 0 Ready is an outage
     try:
         while not stopped:
             started = monotonic()
-            interval = await _tick_once(body, kube, loop, sources, now=now())
+            interval = await _tick_once(body, kube, loop, sources, now=now(), established=established)
             if monotonic() - last_apply >= REAPPLY_EVERY_SECONDS:
                 await _safe_reapply(body, kube, loop, sources.endpoints)
                 last_apply = monotonic()
@@ -242,9 +243,11 @@ async def _tick_once(
     sources: SourceCache,
     *,
     now: float | None = None,
+    established: set[str] | None = None,
 ) -> float:
     """One tick of one SpeechCluster; the seconds until the next. `sources` is the daemon's own
-    cache: whoever creates it closes it (the daemon on stop)."""
+    cache: whoever creates it closes it (the daemon on stop). `established` (the daemon's) gains
+    the shards this tick saw Ready."""
     spec = _quiet_spec(body, sources.endpoints)
     if spec is None:
         return 30.0  # invalid spec or refused URL: the reconcile handler has said what to fix
@@ -256,20 +259,22 @@ async def _tick_once(
     except Exception:
         log.exception("tick of %s/%s failed; retrying next interval", ref.namespace, ref.name)
         return float(spec.scaling.interval_seconds)
+    seen = established if established is not None else set()
+    seen.update(s.name for s in status.shards if s.ready_replicas > 0)
     if spec.routing is not None:
-        await _follow_failover(body, spec, kube, status.shards, at)
+        await _follow_failover(body, spec, kube, status.shards, at, seen)
     return float(spec.scaling.interval_seconds)
 
 
-async def _follow_failover(
+async def _follow_failover(  # noqa: PLR0917 (the tick's values, passed on)
     body: kopf.Body | dict[str, Any], spec: SpeechClusterSpec, kube: OperatorAPI,
-    shards: list[ShardStatus], now: float,
+    shards: list[ShardStatus], now: float, established: set[str],
 ) -> None:
     """Regional failover every tick, not every re-apply: the route is applied again only when a
     language's destination changed (a shard stopped or resumed serving)."""
     try:
         await asyncio.to_thread(reconcile_routes, body, spec, kube, now=datetime.fromtimestamp(now, tz=UTC),
-                                shards=shards, on_change_only=True)
+                                shards=shards, established=frozenset(established))
     except Exception:
         log.exception("failover check of %s failed; next tick retries", body["metadata"]["name"])
 

@@ -7,7 +7,7 @@ Event. A conflict leaves the route last applied as it was, so no caller is moved
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,7 +16,13 @@ from voxscale.api import FailoverStatus, RoutingStatus, ShardStatus, SpeechClust
 from voxscale.k8s import KindNotServedError, KubeApiError
 from voxscale.loop import stored_status
 from voxscale.render.common import Owner
-from voxscale.render.failover import failover_events, failover_verdict, moves_of
+from voxscale.render.failover import (
+    FailoverVerdict,
+    carried_failovers,
+    failover_events,
+    failover_verdict,
+    moves_of,
+)
 from voxscale.render.routes import RoutePlan, plan_route
 from voxscale.render.status import routing_condition
 
@@ -39,27 +45,32 @@ class RouteAPI(Protocol):
 
 def reconcile_routes(
     body: Any, spec: SpeechClusterSpec, kube: RouteAPI, *, now: datetime,
-    shards: Sequence[ShardStatus] | None = None, on_change_only: bool = False,
+    shards: Sequence[ShardStatus] | None = None, established: Collection[str] = frozenset(),
 ) -> RoutingStatus | None:
     """Apply the route of spec.routing (or delete ours when it is unset); the verdict stored.
 
-    `shards` is the last tick's view of the shards (default: the stored status), from which the
-    regional failovers are judged. With `on_change_only` (the daemon, after every tick) nothing
-    is applied unless a language's destination changed, and nothing at all before the reconcile
-    has stored a first verdict.
+    Without `shards` (a reconcile: create, spec change, the minute's re-apply) the regional
+    failovers in force are kept as the spec still allows them. With `shards`, the tick's fresh
+    view (the daemon, after every tick), failovers are judged (`established`: the shards seen
+    Ready before) and the route is applied only when a language's destination changed; nothing
+    at all happens before a reconcile has stored a first verdict.
     """
     meta = body["metadata"]
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     previous = stored_status(body)
+    daemon = shards is not None
     if spec.routing is None:
-        if previous.routing is not None and not on_change_only:
+        if previous.routing is not None and not daemon:
             _remove(body, previous.routing, previous.conditions, kube, now)
         return None
-    if on_change_only and previous.routing is None:
+    if daemon and previous.routing is None:
         return None
     before = previous.routing.failovers if previous.routing else []
-    failover = failover_verdict(spec, previous.shards if shards is None else shards, before, now)
-    if on_change_only and previous.routing is not None and failover.moves == moves_of(before):
+    if shards is None:
+        failover = FailoverVerdict(carried_failovers(spec, before))
+    else:
+        failover = failover_verdict(spec, shards, before, now, established=established)
+    if previous.routing is not None and daemon and failover.moves == moves_of(before):
         return _store_failovers(body, previous.routing, before, list(failover.failovers),
                                 spec=spec, kube=kube, now=now)
     plan = plan_route(owner, spec, spec.routing, failover.moves)

@@ -48,17 +48,46 @@ def failback_hold_seconds(spec: SpeechClusterSpec) -> float:
     return max(FAILBACK_HOLD_SECONDS, 2.0 * spec.scaling.interval_seconds)
 
 
-def cannot_serve(shard: ShardSpec, status: ShardStatus | None, down: Collection[str]) -> str | None:
-    """Why `shard` cannot take streams now; None when it can (or nothing is known yet)."""
+def cannot_serve(
+    shard: ShardSpec, status: ShardStatus | None, down: Collection[str], *, established: bool = True
+) -> str | None:
+    """Why `shard` cannot take streams now; None when it can (or nothing says it cannot).
+
+    `established`: it has had Ready replicas before (or is failed over already). A shard whose
+    first pods are still warming is starting, not down: judging it would fail every new cluster's
+    slower region over to the faster one for a warm-up and a hold, with an Event each way.
+    Pending pods are not coming, so they count whether or not it is established.
+    """
     if shard.region in down:
         return f"region {shard.region} is marked down in spec.routing.regionsDown"
     if status is None or status.ready_replicas > 0:
         return None
     if status.replicas == 0 and status.pending_replicas == 0:
         return None  # scaled to zero by its own minReplicas: it starts on demand, not an outage
+    if status.pending_replicas == 0 and not established:
+        return None
     waiting = [f"{n} {what}" for n, what in ((status.pending_replicas, "Pending"),
                                               (status.warming_replicas, "warming")) if n]
     return f"0 of {status.replicas} replicas Ready" + (f" ({', '.join(waiting)})" if waiting else "")
+
+
+def carried_failovers(
+    spec: SpeechClusterSpec, previous: Sequence[FailoverStatus]
+) -> tuple[FailoverStatus, ...]:
+    """The failovers in force that the spec still allows (shards and languages still there, the
+    receiver in another region): what a reconcile keeps. Only the daemon judges health, from
+    the tick's fresh view, so a re-apply never undoes or starts a failover."""
+    shards = {s.name: s for s in spec.shards}
+    out = []
+    for f in previous:
+        home, to = shards.get(f.from_shard), shards.get(f.to) if f.to else None
+        if home is None or (f.to is not None and (to is None or to.region == home.region)):
+            continue
+        languages = [lang for lang in f.languages
+                     if lang in home.languages and (to is None or lang in to.languages)]
+        if languages:
+            out.append(f.model_copy(update={"languages": languages}))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -68,9 +97,11 @@ class _Fleet:
     spec: SpeechClusterSpec
     status: Mapping[str, ShardStatus]
     down: Collection[str]
+    established: Collection[str]
 
     def why_not(self, shard: ShardSpec) -> str | None:
-        return cannot_serve(shard, self.status.get(shard.name), self.down)
+        return cannot_serve(shard, self.status.get(shard.name), self.down,
+                            established=shard.name in self.established)
 
     def can_receive(self, shard: ShardSpec) -> bool:
         st = self.status.get(shard.name)
@@ -110,11 +141,13 @@ class _Fleet:
 
 def failover_verdict(
     spec: SpeechClusterSpec, shards: Sequence[ShardStatus], previous: Sequence[FailoverStatus],
-    now: datetime,
+    now: datetime, *, established: Collection[str] = frozenset(),
 ) -> FailoverVerdict:
-    """Failovers given each shard's last tick and the failovers in force before (status.routing)."""
+    """Failovers given each shard's last tick, the failovers in force before (status.routing) and
+    the shards seen Ready before (`established`; see cannot_serve)."""
     fleet = _Fleet(spec, {s.name: s for s in shards},
-                   set(spec.routing.regions_down) if spec.routing else set())
+                   set(spec.routing.regions_down) if spec.routing else set(),
+                   {*established, *(f.from_shard for f in previous)})
     before = {(f.from_shard, language): f for f in previous for language in f.languages}
     out: list[FailoverStatus] = []
     for shard in spec.shards:
