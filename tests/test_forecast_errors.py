@@ -143,3 +143,46 @@ def test_the_error_band_is_recomputed_at_most_once_a_minute() -> None:
     next_minute = errors.calibrate(Forecast(at + 60, HORIZON, 100.0, 300.0, "hw"), 0.9)
     assert same_minute.upper == first.upper
     assert next_minute.upper > 2 * first.upper
+
+
+def _served_against(errors: HorizonErrors, history: History, means: np.ndarray, seconds: float) -> None:
+    """Issue forecast `means[i]` at the i-th 10-s tick, with the last visible rate beside it."""
+    for i, now in enumerate(np.arange(T0, T0 + seconds, 10.0)):
+        visible = history.until(float(now) - STEP)
+        errors.score(visible, float(now))
+        last = float(visible.values[-1]) if len(visible) else None
+        errors.issue(float(now), HORIZON, float(means[i % means.size]), last)
+
+
+def test_a_model_with_no_skill_is_replaced_by_the_last_rate_and_its_recent_rise() -> None:
+    # A steady 100 req/s, and a model whose level is wrong by ±40 % tick to tick: its calibrated
+    # band must cover its own misses, while "the last rate holds" was exactly right every time.
+    errors = HorizonErrors()
+    noisy = np.array([60.0, 140.0, 100.0, 70.0, 130.0])
+    _served_against(errors, _flat(120, 100.0), noisy, 90 * 60.0)
+    skill = errors.skill(0.9)
+    assert skill is not None and skill.persistence_loss < skill.model_loss
+    got = errors.calibrate(_forecast(100.0, 300.0), 0.9, last=100.0)
+    assert got.upper == pytest.approx(max(got.mean, 100.0))
+    assert got.current == 100.0
+    assert got.method.startswith("last rate, p90 rise +0%")
+
+
+def test_a_model_that_sees_the_load_move_keeps_its_own_band() -> None:
+    # Load alternates 50 / 150 each minute and the model forecasts each window's peak: it beats
+    # "the last rate holds", which is 200 % low after every quiet minute.
+    minutes = 120
+    load = np.where(np.arange(minutes) % 2 == 0, 50.0, 150.0)
+    errors = HorizonErrors()
+    _served_against(errors, History.of(T0, STEP, load), np.array([150.0]), 90 * 60.0)
+    skill = errors.skill(0.9)
+    assert skill is not None and skill.model_loss <= skill.persistence_loss
+    got = errors.calibrate(_forecast(150.0, 300.0), 0.9, last=50.0)
+    assert got.method.startswith("holt-winters(daily), p90 error")
+
+
+def test_without_a_last_rate_the_gate_is_not_consulted() -> None:
+    errors = HorizonErrors()
+    _served_against(errors, _flat(120, 100.0), np.array([60.0, 140.0]), 90 * 60.0)
+    got = errors.calibrate(_forecast(100.0, 300.0), 0.9, last=None)
+    assert got.method.startswith("holt-winters(daily)")

@@ -7,7 +7,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from voxscale.decide.types import Forecast
-from voxscale.forecast.errors import HorizonErrors
+from voxscale.forecast.errors import HorizonErrors, last_observed
 from voxscale.forecast.holt_winters import HoltWinters
 from voxscale.forecast.naive import SeasonalNaive
 from voxscale.forecast.path import ForecastPath
@@ -97,8 +97,9 @@ class ForecastCache:
             return raw
         errors = self._errors.setdefault(key, HorizonErrors())
         errors.score(history, now)
-        errors.issue(now, horizon_seconds, raw.mean)
-        return errors.calibrate(raw, quantile)
+        last = last_observed(history)
+        errors.issue(now, horizon_seconds, raw.mean, last)
+        return errors.calibrate(raw, quantile, last)
 
     def _raw(
         self,

@@ -10,7 +10,7 @@ from itertools import chain
 import numpy as np
 
 from voxscale.decide.types import Forecast
-from voxscale.series import History
+from voxscale.series import FloatArray, History
 
 ERROR_WINDOW_SECONDS = 6 * 3600.0
 """Errors kept: the last 6 hours. Long enough for a quantile over hundreds of windows, short
@@ -36,31 +36,40 @@ class HorizonErrors:
 
     window_seconds: float = ERROR_WINDOW_SECONDS
     min_span_seconds: float = MIN_ERROR_SPAN_SECONDS
-    pending: deque[tuple[float, float, float]] = field(default_factory=deque)
-    """(issued at, window end, forecast mean) not yet fully observed."""
+    pending: deque[tuple[float, float, float, float]] = field(default_factory=deque)
+    """(issued at, window end, forecast mean, last observed rate or NaN) not yet fully observed."""
     scored: deque[tuple[float, float]] = field(default_factory=deque)
     """(issued at, log error), oldest first."""
+    persistence: deque[tuple[float, float]] = field(default_factory=deque)
+    """(issued at, log error) of "the last observed rate holds": the skill baseline."""
     memo: tuple[float, tuple[float, ...], tuple[float, ...] | None] | None = None
     """(computed at, quantile levels, their values) of the last `quantiles_at` computation."""
+    gate_memo: tuple[float, float, Skill | None] | None = None
+    """(computed at, quantile, verdict) of the last `skill_at` computation."""
 
-    def issue(self, now: float, horizon_seconds: float, mean: float) -> None:
+    def issue(self, now: float, horizon_seconds: float, mean: float, last: float | None = None) -> None:
         if self.pending and now < self.pending[-1][0]:
             # The clock went backwards (a replay restarted): the past no longer lines up.
             self.pending.clear()
             self.scored.clear()
-            self.memo = None
-        self.pending.append((now, now + max(horizon_seconds, 0.0), mean))
+            self.persistence.clear()
+            self.memo = self.gate_memo = None
+        held = math.nan if last is None or not math.isfinite(last) else max(last, 0.0)
+        self.pending.append((now, now + max(horizon_seconds, 0.0), mean, held))
 
     def score(self, history: History, now: float) -> None:
         """Score every pending forecast whose window the history now covers completely."""
         covered = history.start + len(history) * history.step
         while self.pending and self.pending[0][1] < covered:
-            issued, until, mean = self.pending.popleft()
+            issued, until, mean, held = self.pending.popleft()
             seen = observed_max(history, issued, until)
             if seen is not None:  # a window with no data scores nothing (never zero)
                 self.scored.append((issued, math.log1p(seen) - math.log1p(max(mean, 0.0))))
-        while self.scored and self.scored[0][0] < now - self.window_seconds:
-            self.scored.popleft()
+                if math.isfinite(held):
+                    self.persistence.append((issued, math.log1p(seen) - math.log1p(held)))
+        for scored in (self.scored, self.persistence):
+            while scored and scored[0][0] < now - self.window_seconds:
+                scored.popleft()
 
     def quantiles(self, *qs: float) -> tuple[float, ...] | None:
         """Empirical quantiles of the log errors; None until they span `min_span_seconds`."""
@@ -80,7 +89,44 @@ class HorizonErrors:
         self.memo = (now, qs, values)
         return values
 
-    def calibrate(self, forecast: Forecast, quantile: float) -> Forecast:
+    def skill(self, quantile: float) -> Skill | None:
+        """Which bound has been sharper at `quantile`: the model's or persistence's.
+
+        Both bounds are calibrated the same way (their own errors' `quantile`), so both cover
+        about the same share of windows; the better one is the *sharper*, measured by the mean
+        pinball loss at `quantile` over the windows both scored (a proper scoring rule for a
+        quantile: Gneiting 2011). On a noisy series the model's band is wide because its
+        level is off as often as the load moves; "the last rate, plus how far it rose within
+        a horizon lately" is then the tighter bound. None until both span `min_span_seconds`.
+        """
+        if len(self.persistence) < 2 or len(self.scored) < 2:
+            return None
+        if self.persistence[-1][0] - self.persistence[0][0] < self.min_span_seconds:
+            return None
+        both = dict(self.persistence)
+        pairs = [(e, both[t]) for t, e in self.scored if t in both]
+        if len(pairs) < 2:
+            return None
+        errors = np.asarray(pairs, dtype=np.float64)
+        model, held = errors[:, 0], errors[:, 1]
+        high_model, high_held = np.quantile(model, quantile), np.quantile(held, quantile)
+        return Skill(
+            model_loss=_pinball(model - high_model, quantile),
+            persistence_loss=_pinball(held - high_held, quantile),
+            persistence_high=float(np.quantile(np.asarray([e for _, e in self.persistence]), quantile)),
+            windows=len(pairs),
+        )
+
+    def skill_at(self, now: float, quantile: float) -> Skill | None:
+        """`skill`, recomputed at most every REQUANTILE_SECONDS of `now`."""
+        memo = self.gate_memo
+        if memo is not None and memo[1] == quantile and memo[0] <= now < memo[0] + REQUANTILE_SECONDS:
+            return memo[2]
+        verdict = self.skill(quantile)
+        self.gate_memo = (now, quantile, verdict)
+        return verdict
+
+    def calibrate(self, forecast: Forecast, quantile: float, last: float | None = None) -> Forecast:
         """Mean and upper scaled (on rate + 1) by the median and `quantile` recent error.
 
         E.g. a mean of 400 req/s whose recent errors had median +2 % and p90 +15 % becomes
@@ -99,8 +145,45 @@ class HorizonErrors:
         current = forecast.current
         if current is not None:
             current = max(0.0, (max(current, 0.0) + 1.0) * math.exp(mid) - 1.0)
+        skill = None if last is None or not math.isfinite(last) else self.skill_at(forecast.at, quantile)
+        if skill is not None and skill.persistence_loss < skill.model_loss:
+            # The model has had no skill lately: plan on the last rate and how far load rose
+            # within a horizon from it. `current` becomes that rate, so a miss is measured
+            # against what the bound was built on.
+            held = max(last or 0.0, 0.0)
+            # The model's expected path still counts: a ramp it sees coming is kept (its mean,
+            # not its wide band).
+            upper = max(mean, (held + 1.0) * math.exp(skill.persistence_high) - 1.0)
+            method = (f"last rate, p{quantile * 100:g} rise {math.expm1(skill.persistence_high):+.0%}"
+                      f" (pinball {skill.persistence_loss:.3f} < {forecast.method.split(',')[0]}"
+                      f" {skill.model_loss:.3f} over {skill.windows} windows)")
+            return replace(forecast, mean=mean, upper=upper, method=method,
+                           current=held, calibrated=True)
         return replace(forecast, mean=mean, upper=upper, method=method, current=current,
                        calibrated=True)
+
+
+@dataclass(frozen=True)
+class Skill:
+    """Mean pinball losses of the two calibrated bounds over the same scored windows."""
+
+    model_loss: float
+    persistence_loss: float
+    persistence_high: float
+    """The `quantile` log rise of the observed maximum over the last rate (the bound's margin)."""
+    windows: int
+
+
+def _pinball(residual: FloatArray, quantile: float) -> float:
+    """Mean pinball (quantile) loss of residuals y − bound."""
+    return float(np.mean(np.maximum(quantile * residual, (quantile - 1.0) * residual)))
+
+
+def last_observed(history: History) -> float | None:
+    """The latest finite sample of `history`, or None."""
+    tail = history.values[-10:]
+    finite = tail[np.isfinite(tail)]
+    return float(finite[-1]) if finite.size else None
 
 
 def observed_max(history: History, start: float, until: float) -> float | None:
