@@ -20,8 +20,9 @@ STREAMS = {"w0": 5.0, "w1": 0.0, "w2": 9.0, "w3": 2.0, "w4": 0.0, "w5": 1.0}
 
 
 def _spec(*, streaming: bool = True) -> SpeechClusterSpec:
-    # No stabilization and no rate limit: 6 -> 2 in one tick, so the test is about what happens around it.
-    extra: dict[str, Any] = {"streaming": {"maxConcurrentSequencesPerReplica": 8}} if streaming else {}
+    # No stabilization and no rate limit: 6 -> 2 in one tick, so the test is about what happens
+    # around it. 32 slots: the 17 live streams need 1 replica (17 / (32 × 0.7)), below min 2.
+    extra: dict[str, Any] = {"streaming": {"maxConcurrentSequencesPerReplica": 32}} if streaming else {}
     return spec_with(
         scaling={"intervalSeconds": 10, "minReplicas": 2, "maxReplicas": 40, "forecast": {"enabled": False},
                  "scaleDown": {"stabilizationSeconds": 0, "maxPercent": 100}},
@@ -137,3 +138,21 @@ def test_the_learned_drain_becomes_the_worker_pods_grace_period() -> None:
     # 5 s off the endpoints + 240 s for the streams + 30 s Triton exit timeout + 5 s margin.
     assert pod["terminationGracePeriodSeconds"] == 280
     assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][5] == "240"
+
+
+def test_live_streams_hold_the_replicas_their_slots_need_whatever_the_rate() -> None:
+    # 17 live streams at 8 slots a replica: 17 / (8 × 0.7) = 3.04 → 4, although 5 req/s needs 1.
+    spec = _spec().model_copy(update={"streaming": _spec().streaming.model_copy(  # type: ignore[union-attr]
+        update={"max_concurrent_sequences_per_replica": 8})})
+    kube = _kube()
+    status = _tick(kube, _quiet(), spec=spec)
+    assert kube.replicas[DEPLOYMENT] == 4
+    assert "streams: 17 live / (8 slots × 0.7 headroom) per replica → 4" in status.shards[0].reasons
+    assert "observed: streams need 4 > rate's 1" in status.shards[0].reasons
+
+
+def test_without_stream_data_the_rate_alone_decides_and_nothing_is_invented() -> None:
+    kube = _kube()
+    status = _tick(kube, _quiet(streams={}))
+    assert kube.replicas[DEPLOYMENT] == 2
+    assert not [r for r in status.shards[0].reasons if r.startswith("streams:")]

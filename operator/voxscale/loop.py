@@ -243,8 +243,9 @@ class Loop:
         selector = _selector(ctx, shard)
         metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
         classes = await asyncio.to_thread(_batch_classes, ctx, selector)
+        streams = await asyncio.to_thread(_live_streams, ctx, selector)
         forecast = await self._forecast(ctx, selector, horizon)
-        return Observation(metrics, _as_asked(pods.counts, state), classes), forecast
+        return Observation(metrics, _as_asked(pods.counts, state), classes, streams), forecast
 
     async def _scale(
         self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision, *, note: str | None
@@ -416,6 +417,14 @@ def stored_status(body: Any) -> SpeechClusterStatus:
     except ValueError:
         log.warning("ignoring unreadable stored status of %s", body.get("metadata", {}).get("name"))
         return SpeechClusterStatus()
+
+
+def _live_streams(ctx: TickContext, selector: ShardSelector) -> float | None:
+    """spec.streaming: live streams summed over the pods that report them; None = no data."""
+    if ctx.spec.streaming is None:
+        return None
+    known = ctx.source.pod_streams(selector, ctx.now).by_pod.values()
+    return float(sum(known)) if known else None
 
 
 async def _safe(coro: Any, default: Any) -> Any:

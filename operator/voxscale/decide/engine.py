@@ -10,9 +10,10 @@ from voxscale.decide.classes import BatchPlan, plan_batch
 from voxscale.decide.degrade import degrade
 from voxscale.decide.panic import panic_step
 from voxscale.decide.predictive import plan_replicas
-from voxscale.decide.reactive import reactive_replicas
+from voxscale.decide.reactive import Reactive, reactive_replicas
 from voxscale.decide.release import release_window
 from voxscale.decide.stabilize import stabilize
+from voxscale.decide.streams import StreamNeed, stream_replicas
 from voxscale.decide.types import ClassNeed, Decision, Forecast, Observation, Policy
 from voxscale.decide.warming import warming_capacity
 from voxscale.decide.warmup import horizon_after, learned_warmup_seconds
@@ -63,6 +64,9 @@ def _decided(
     trusted = plan.replicas is not None and forecast is not None and forecast.calibrated
     observed_model = policy.capacity if trusted else policy.capacity_without_forecast
     reac = reactive_replicas(obs.metrics, pods.ready, policy, observed_model, drain_seconds=horizon)
+    # spec.streaming: live streams fill sequence slots whatever their rate; the slots they
+    # need are an observed need too (streams.py), and the larger of the two counts.
+    reac = _with_streams(reac, stream_replicas(obs.streams, policy))
     blended = blend(plan.replicas, reac.replicas)
     # spec.classes: the Batch needs ride on top of the interactive one (classes.py); without
     # classes `batch` adds 0 and holds nothing, and every step below is as it always was.
@@ -114,6 +118,13 @@ def _decided(
         classes=_class_needs(policy, blended.desired, obs, batch),
         class_problems=batch.problems,
     )
+
+
+def _with_streams(reac: Reactive, streams: StreamNeed) -> Reactive:
+    if streams.replicas > reac.replicas:
+        line = f"observed: streams need {streams.replicas} > rate's {reac.replicas}"
+        return Reactive(streams.replicas, (*reac.reasons, *streams.reasons, line))
+    return reac._replace(reasons=(*reac.reasons, *streams.reasons))
 
 
 def _degraded(

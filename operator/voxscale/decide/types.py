@@ -82,6 +82,9 @@ class Observation:
     pods: PodCounts
     classes: tuple[ClassMetrics, ...] = ()
     """spec.classes: each Batch class's backlog, oldest age and arrivals."""
+    streams: float | None = None
+    """spec.streaming: live streams summed over the shard's pods that report them (None = no
+    data, or not streaming)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,9 @@ class Policy:
     """spec.classes' Interactive class; None without classes."""
     batch_classes: tuple[BatchClass, ...] = ()
     """spec.classes' Batch classes; empty without classes (and then nothing changes)."""
+    streams_per_replica: int | None = None
+    """spec.streaming.maxConcurrentSequencesPerReplica: a replica also holds at most this many
+    live streams (Triton's sequence batcher slots); None without streaming."""
 
     @classmethod
     def from_spec(cls, spec: SpeechClusterSpec, shard_name: str) -> Policy:
@@ -199,6 +205,8 @@ class Policy:
             interactive_class=spec.interactive_class.name if spec.interactive_class else None,
             batch_classes=tuple(BatchClass(c.name, float(c.deadline_seconds))
                                 for c in spec.classes or () if c.deadline_seconds is not None),
+            streams_per_replica=(spec.streaming.max_concurrent_sequences_per_replica
+                                 if spec.streaming is not None else None),
         )
 
     @property
