@@ -46,6 +46,10 @@ CLASSES = [LIVE, OFFLINE]
 """spec.classes of examples/classes-speechcluster.yaml, less its third class (docs/classes.md)."""
 
 
+SMALL = {"name": "asr-small", "requestsPerSecondPerReplica": 180}
+"""spec.model.fallback: a smaller model beside asr-standin (docs/fallback.md)."""
+
+
 def _classes(*classes: dict[str, Any]) -> Callable[[Manifest], None]:
     return _set("spec.classes", [dict(c) for c in classes])
 
@@ -106,6 +110,19 @@ BAD_MANIFESTS: list[tuple[str, Callable[[Manifest], None], tuple[str, ...]]] = [
      ("spec.classes[0].priority", "should be greater than or equal to 1")),
     ("bad_class_kind", _classes(LIVE, {**OFFLINE, "kind": "Bulk"}),
      ("spec.classes[1].kind", 'Unsupported value: "Bulk"')),
+    # spec.model.fallback (docs/fallback.md)
+    ("fallback_named_as_main", _set("spec.model.fallback", {**SMALL, "name": "asr-standin"}),
+     ("spec.model", "model.fallback.name must differ from model.name")),
+    ("fallback_without_capacity", _set("spec.model.fallback", {"name": "asr-small"}),
+     ("spec.model.fallback", "model.fallback needs its capacity")),
+    ("fallback_share_zero", _set("spec.model.fallback", {**SMALL, "maxShare": 0}),
+     ("spec.model.fallback.maxShare", "should be greater than 0")),
+    ("fallback_share_above_one", _set("spec.model.fallback", {**SMALL, "maxShare": 1.5}),
+     ("spec.model.fallback.maxShare", "should be less than or equal to 1")),
+    ("fallback_with_streaming",
+     _both(_set("spec.model.fallback", SMALL),
+           _set("spec.streaming", {"maxConcurrentSequencesPerReplica": 8})),
+     ("spec", "model.fallback and streaming cannot be combined")),
 ]
 
 
@@ -193,3 +210,14 @@ def test_a_speechcluster_with_classes_is_accepted_and_stored_as_given(
     _create(kubectl, doc)
     stored = kubectl.json("get", "speechcluster", doc["metadata"]["name"], "-n", namespace)
     assert stored["spec"]["classes"] == doc["spec"]["classes"]
+
+
+def test_a_speechcluster_with_a_fallback_model_is_accepted_with_its_defaults(
+    kubectl: Kubectl, speechcluster_crd: Manifest, namespace: str,
+) -> None:
+    doc = example_speechcluster(namespace)
+    doc["spec"]["model"]["fallback"] = {**SMALL, "maxShare": 1}
+    _create(kubectl, doc)
+    stored = kubectl.json("get", "speechcluster", doc["metadata"]["name"], "-n", namespace)
+    assert stored["spec"]["model"]["fallback"] == {
+        **SMALL, "maxShare": 1, "version": 1, "holdSeconds": 60, "stepDown": 0.1}

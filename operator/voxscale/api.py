@@ -48,6 +48,17 @@ class _Model(BaseModel):
 
 
 class ModelSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.fallback) || self.fallback.name != self.name",
+                    "message": "model.fallback.name must differ from model.name",
+                }
+            ]
+        }
+    )
+
     name: Annotated[str, Field(min_length=1, max_length=names.NAME_MAX_LENGTH,
                                pattern=rf"^{names.MODEL_NAME_PATTERN}$")]
     """Triton model name, as in the model repository and in Triton's metric labels."""
@@ -58,6 +69,62 @@ class ModelSpec(_Model):
     """Triton backend (python, onnxruntime, tensorrt, pytorch ...); unset lets Triton infer it."""
     warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
     """Declared time from pod start to model loaded; the learned warm-up never goes below it."""
+    fallback: FallbackModelSpec | None = None
+    """A smaller model loaded beside this one in the same Triton: when interactive demand
+    exceeds what maxReplicas or the GPUs available can serve at the SLO, a bounded share of new
+    interactive requests goes to it (docs/fallback.md). Unset: no fallback."""
+
+    @model_validator(mode="after")
+    def _fallback_differs(self) -> ModelSpec:
+        if self.fallback is not None and self.fallback.name == self.name:
+            raise ValueError(f"model.fallback.name {self.name!r} is the main model's name")
+        return self
+
+
+def _fallback_schema(schema: JsonDict) -> None:
+    """The CEL rule, and descriptions on one line each (`kubectl explain` keeps line breaks)."""
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "has(self.requestsPerSecondPerReplica) || has(self.serviceTime)",
+            "message": "model.fallback needs its capacity: requestsPerSecondPerReplica or serviceTime",
+        }
+    ]
+    properties = schema.get("properties")
+    for node in [schema, *(properties.values() if isinstance(properties, dict) else [])]:
+        if isinstance(node, dict) and isinstance(node.get("description"), str):
+            node["description"] = " ".join(str(node["description"]).split())
+
+
+class FallbackModelSpec(_Model):
+    """The smaller model of spec.model.fallback: its name, capacity, and how far and how long
+    traffic may move to it (docs/fallback.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra=_fallback_schema)
+
+    name: Annotated[str, Field(min_length=1, max_length=names.NAME_MAX_LENGTH,
+                               pattern=rf"^{names.MODEL_NAME_PATTERN}$")]
+    """Triton model name of the smaller model, in the same model repository as the main one."""
+    version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    max_batch_size: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Its config.pbtxt max_batch_size; unset, batching.maxBatchSize."""
+    requests_per_second_per_replica: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    """What one replica sustains at the SLO serving only this model. Ignored when serviceTime
+    is set."""
+    service_time: ServiceTimeSpec | None = None
+    """Its batch service time: a batch of b takes batchFixedMs + perRequestMs·b."""
+    max_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """The most of the interactive requests ever sent to it: the bound on the accuracy cost."""
+    hold_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    """The share falls only after the Ready capacity has needed less of it for this long
+    (never less than two ticks)."""
+    step_down: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """After the hold, the share falls by at most this much per tick."""
+
+    @model_validator(mode="after")
+    def _has_capacity(self) -> FallbackModelSpec:
+        if self.requests_per_second_per_replica is None and self.service_time is None:
+            raise ValueError("model.fallback needs its capacity: requestsPerSecondPerReplica or serviceTime")
+        return self
 
 
 # ---------------------------------------------------------------------------- spec: worker
@@ -537,6 +604,12 @@ class RoutingSpec(_Model):
 
 # ---------------------------------------------------------------------------- spec
 
+_FALLBACK_NOT_STREAMING: JsonDict = {
+    "rule": "!has(self.model.fallback) || !has(self.streaming)",
+    "message": "model.fallback and streaming cannot be combined: a stream's chunks must stay on the"
+    " model that holds its state",
+}
+
 
 class SpeechClusterSpec(_Model):
     model_config = ConfigDict(
@@ -551,6 +624,7 @@ class SpeechClusterSpec(_Model):
                     "message": "at least one shard is required",
                 },
                 *_CLASS_RULES,
+                _FALLBACK_NOT_STREAMING,
             ]
         }
     )
@@ -610,6 +684,12 @@ class SpeechClusterSpec(_Model):
                 f" > scaling.scaleDown.drainSeconds {drain}: a silent stream would outlive a"
                 " draining replica and be cut; raise drainSeconds or lower the idle timeout"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _fallback_not_streaming(self) -> SpeechClusterSpec:
+        if self.model.fallback is not None and self.streaming is not None:
+            raise ValueError(_FALLBACK_NOT_STREAMING["message"])
         return self
 
     @model_validator(mode="after")
@@ -676,6 +756,10 @@ class ScalerState(_Model):
     batch_needs: Annotated[dict[Annotated[str, Field(max_length=20)], Annotated[int, Field(ge=0)]],
                            Field(max_length=8)] | None = None
     """spec.classes: each Batch class's last need, held while its metrics have no data."""
+    fallback_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """spec.model.fallback: the share of new interactive requests sent to the smaller model."""
+    fallback_lower_since: float | None = None
+    """Since when the Ready capacity has needed a lower share than the one in force (the hold)."""
 
 
 class ClassStatus(_Model):
@@ -721,6 +805,9 @@ class ShardStatus(_Model):
     scaler_state: ScalerState = Field(default_factory=ScalerState)
     classes: Annotated[list[ClassStatus], Field(max_length=8)] | None = None
     """spec.classes: each class's observation and need; absent without classes."""
+    fallback_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    """spec.model.fallback: the share of new interactive requests sent to the smaller model
+    (0 when none); absent without a fallback model."""
 
 
 class FailoverStatus(_Model):
