@@ -8,6 +8,7 @@ from voxscale.decide.blend import Blended, blend
 from voxscale.decide.clamp import Clamped, clamp
 from voxscale.decide.classes import BatchPlan, plan_batch
 from voxscale.decide.degrade import degrade
+from voxscale.decide.fallback import fallback_step, hold_fallback
 from voxscale.decide.panic import panic_step
 from voxscale.decide.predictive import plan_replicas
 from voxscale.decide.reactive import Reactive, reactive_replicas
@@ -99,8 +100,13 @@ def _decided(
     )
     kept, hold_reasons = _hold_for_classes(moved.replicas, pods.asked, batch)
     final = clamp(kept, policy)
+    # spec.model.fallback, the ladder's last step: when capacity cannot come, a share of new
+    # interactive requests to the smaller model (fallback.py); None without one.
+    next_state = _next_state(moved.state, pods.asked, final.replicas, now, failures=0)
+    fb = fallback_step(obs, blended.desired + batch.replicas, policy, policy.fallback, next_state, now=now)
     reasons = (
         *calibrated.reasons, *plan.reasons, *reac.reasons, *blended.reasons, *rec.reasons,
+        *(fb.reasons if fb else ()),
         *panic.reasons, *capacity.reasons, *release_reasons, *moved.reasons,
         *batch.reasons, *hold_reasons, *(final.reasons if final.bound else ()),
     )
@@ -109,7 +115,7 @@ def _decided(
         mode="panic" if panic.active else "stable",
         term=_winning_term(blended, rec, final, pods.asked),
         reasons=reasons[:MAX_REASONS],
-        state=_next_state(moved.state, pods.asked, final.replicas, now, failures=0),
+        state=fb.state if fb else next_state,
         horizon_seconds=horizon,
         learned_warmup_seconds=warmup,
         predictive=plan.replicas,
@@ -117,6 +123,8 @@ def _decided(
         planned_rate=plan.rate,
         classes=_class_needs(policy, blended.desired, obs, batch),
         class_problems=batch.problems,
+        fallback_share=fb.share if fb else None,
+        fallback_problems=fb.problems if fb else (),
     )
 
 
@@ -139,6 +147,7 @@ def _degraded(
 ) -> Decision:
     step = degrade(obs, forecast, policy, state, horizon, now=now)
     final = clamp(step.replicas, policy)
+    held = hold_fallback(state, policy.fallback)  # no usable rate: the share stays as it is
     # Batch needs are still read and shown, but the ladder holds the shard: with no interactive
     # rate there is no base to add them to (and never a scale-down).
     batch = plan_batch(obs.classes, policy, state, horizon=horizon)
@@ -160,6 +169,8 @@ def _degraded(
         degraded=step.degraded,
         classes=_class_needs(policy, None, obs, batch),
         class_problems=batch.problems,
+        fallback_share=held.share if held else None,
+        fallback_problems=held.problems if held else (),
     )
 
 

@@ -85,6 +85,36 @@ class Observation:
     streams: float | None = None
     """spec.streaming: live streams summed over the shard's pods that report them (None = no
     data, or not streaming)."""
+    fallback_loaded: bool | None = None
+    """spec.model.fallback: whether the shard's workers export series for the smaller model
+    (Triton exports them for loaded models only); None = unknown (no fallback, or no answer)."""
+
+
+@dataclass(frozen=True)
+class FallbackPolicy:
+    """spec.model.fallback as decide/fallback.py needs it."""
+
+    model: str
+    capacity_rps: float
+    """μ_f: what one replica sustains at the SLO serving only the smaller model."""
+    max_share: float = 0.5
+    hold_seconds: float = 60.0
+    step_down: float = 0.1
+
+    @classmethod
+    def from_spec(cls, spec: SpeechClusterSpec) -> FallbackPolicy | None:
+        fb = spec.model.fallback
+        if fb is None:
+            return None
+        capacity = fb.requests_per_second_per_replica or 0.0
+        if fb.service_time is not None:
+            capacity = ServiceTime(
+                fixed_seconds=fb.service_time.batch_fixed_ms / 1000.0,
+                per_request_seconds=fb.service_time.per_request_ms / 1000.0,
+                max_batch=fb.max_batch_size or spec.batching.max_batch_size,
+                max_queue_delay_seconds=spec.batching.max_queue_delay_microseconds / 1e6,
+            ).sustainable_rps(spec.slo.latency_ms, spec.slo.quantile)
+        return cls(fb.name, capacity, fb.max_share, float(fb.hold_seconds), fb.step_down)
 
 
 @dataclass(frozen=True)
@@ -169,6 +199,8 @@ class Policy:
     streams_per_replica: int | None = None
     """spec.streaming.maxConcurrentSequencesPerReplica: a replica also holds at most this many
     live streams (Triton's sequence batcher slots); None without streaming."""
+    fallback: FallbackPolicy | None = None
+    """spec.model.fallback; None without a smaller model (and then nothing changes)."""
 
     @classmethod
     def from_spec(cls, spec: SpeechClusterSpec, shard_name: str) -> Policy:
@@ -207,6 +239,7 @@ class Policy:
                                 for c in spec.classes or () if c.deadline_seconds is not None),
             streams_per_replica=(spec.streaming.max_concurrent_sequences_per_replica
                                  if spec.streaming is not None else None),
+            fallback=FallbackPolicy.from_spec(spec),
         )
 
     @property
@@ -267,3 +300,8 @@ class Decision:
     """spec.classes: the Interactive need, then each Batch class's; empty without classes."""
     class_problems: tuple[tuple[str, str], ...] = field(default=())
     """(reason, message) of classes in trouble: DeadlineAtRisk, ClassMetricsUnavailable."""
+    fallback_share: float | None = None
+    """spec.model.fallback: the share of new interactive requests for the smaller model; None
+    without one."""
+    fallback_problems: tuple[tuple[str, str], ...] = field(default=())
+    """(reason, message): ServingSmallerModel, FallbackModelUnavailable."""
