@@ -50,6 +50,11 @@ SMALL = {"name": "asr-small", "requestsPerSecondPerReplica": 180}
 """spec.model.fallback: a smaller model beside asr-standin (docs/fallback.md)."""
 
 
+ON_DEMAND = {"name": "on-demand", "nodeSelector": {"lab.voxscale.io/capacity-type": "on-demand"},
+             "pricePerHour": 1.2}
+"""A spec.placement pool (docs/placement.md)."""
+
+
 def _classes(*classes: dict[str, Any]) -> Callable[[Manifest], None]:
     return _set("spec.classes", [dict(c) for c in classes])
 
@@ -123,6 +128,20 @@ BAD_MANIFESTS: list[tuple[str, Callable[[Manifest], None], tuple[str, ...]]] = [
      _both(_set("spec.model.fallback", SMALL),
            _set("spec.streaming", {"maxConcurrentSequencesPerReplica": 8})),
      ("spec", "model.fallback and streaming cannot be combined")),
+    # spec.placement (docs/placement.md)
+    ("duplicate_pool_name", _set("spec.placement", {"pools": [ON_DEMAND, ON_DEMAND]}),
+     ("spec", "placement pool names must be unique")),
+    ("class_names_an_undeclared_pool",
+     _both(_set("spec.placement", {"pools": [ON_DEMAND]}), _classes(LIVE, {**OFFLINE, "pools": ["spot"]})),
+     ("spec", "every pool a class names must be declared in spec.placement.pools")),
+    ("class_pools_without_placement", _classes(LIVE, {**OFFLINE, "pools": ["spot"]}),
+     ("spec", "class pools and maxOnDemandReplicas need spec.placement")),
+    ("negative_pool_price", _set("spec.placement", {"pools": [{**ON_DEMAND, "pricePerHour": -1}]}),
+     ("spec.placement.pools[0].pricePerHour", "should be greater than or equal to 0")),
+    ("pool_without_node_selector", _set("spec.placement", {"pools": [{**ON_DEMAND, "nodeSelector": {}}]}),
+     ("spec.placement.pools[0].nodeSelector", "should have at least 1 properties")),
+    ("bad_capacity_type", _set("spec.placement", {"pools": [{**ON_DEMAND, "capacityType": "Reserved"}]}),
+     ("spec.placement.pools[0].capacityType", 'Unsupported value: "Reserved"')),
 ]
 
 
@@ -221,3 +240,20 @@ def test_a_speechcluster_with_a_fallback_model_is_accepted_with_its_defaults(
     stored = kubectl.json("get", "speechcluster", doc["metadata"]["name"], "-n", namespace)
     assert stored["spec"]["model"]["fallback"] == {
         **SMALL, "maxShare": 1, "version": 1, "holdSeconds": 60, "stepDown": 0.1}
+
+
+def test_a_speechcluster_with_placement_is_accepted_with_its_defaults(
+    kubectl: Kubectl, speechcluster_crd: Manifest, namespace: str,
+) -> None:
+    doc = example_speechcluster(namespace)
+    spot = {"name": "spot", "nodeSelector": {"lab.voxscale.io/capacity-type": "spot"}, "pricePerHour": 0.4,
+            "capacityType": "Spot", "tolerations": [{"key": "lab.voxscale.io/spot", "operator": "Exists"}]}
+    doc["spec"]["placement"] = {"pools": [ON_DEMAND, spot]}
+    doc["spec"]["classes"] = [{**LIVE, "pools": ["on-demand"]},
+                              {**OFFLINE, "pools": ["spot", "on-demand"], "maxOnDemandReplicas": 4}]
+    _create(kubectl, doc)
+    stored = kubectl.json("get", "speechcluster", doc["metadata"]["name"], "-n", namespace)["spec"]
+    assert stored["classes"] == doc["spec"]["classes"]
+    assert stored["placement"]["currency"] == "USD"
+    assert stored["placement"]["pools"][0]["capacityType"] == "OnDemand"
+    assert stored["placement"]["pools"][1] == spot

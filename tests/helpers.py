@@ -59,6 +59,8 @@ class RecordingKube:
     replicas: dict[str, int] = field(default_factory=dict)
     """Deployment name -> spec.replicas."""
     ready: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
+    """Deployment name -> pods the scheduler cannot place (read_pool only)."""
     hpas: dict[str, str] = field(default_factory=dict)
     """Deployment name -> name of an HPA targeting it."""
     broken: set[str] = field(default_factory=set)
@@ -90,6 +92,18 @@ class RecordingKube:
         desired = self.replicas.setdefault(name, self.default_replicas)
         ready = min(desired, self.ready.get(name, desired))
         return ShardPods(True, PodCounts(desired, ready=ready, warming=desired - ready))
+
+    def read_pool(self, namespace: str, cluster: str, shard: str, pool: str) -> ShardPods:
+        """A shard's Deployment on a pool: `pending[name]` of its pods unplaced, the rest Ready
+        (or `ready[name]` of them)."""
+        self.calls.append("read_pool")
+        name = names.pool_resource_name(cluster, shard, pool)
+        desired = self.replicas.setdefault(name, 0)
+        pending = min(desired, self.pending.get(name, 0))
+        ready = min(desired - pending, self.ready.get(name, desired - pending))
+        reasons = ("0/8 nodes are available: 8 Insufficient nvidia.com/gpu.",) if pending else ()
+        counts = PodCounts(desired, ready=ready, warming=desired - pending - ready, pending=pending)
+        return ShardPods(True, counts, pending_reasons=reasons)
 
     def scale(self, namespace: str, deployment: str, replicas: int) -> None:
         self.calls.append("scale")
@@ -133,7 +147,8 @@ class RecordingKube:
             self.existing_shards.add(shard)
         return obj
 
-    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]:
+    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str],
+                             deployments: set[str] | None = None) -> list[str]:
         self.calls.append("delete_shards_except")
         removed = sorted(self.existing_shards - keep)
         self.existing_shards &= keep

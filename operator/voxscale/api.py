@@ -424,6 +424,12 @@ class TrafficClassSpec(_Model):
     request. Requests without a priority count as the Interactive class."""
     deadline_seconds: Annotated[int, Field(ge=1, le=604_800)] | None = None
     """Batch only: every queued request completes within this long of arriving."""
+    pools: Annotated[list[ShortName], Field(min_length=1, max_length=4)] | None = None
+    """spec.placement: the pools this class's replicas go to, in order of preference (the first
+    until its pods stay Pending, then the next; docs/placement.md). Unset: the first pool."""
+    max_on_demand_replicas: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    """Batch with spec.placement: at most this many replicas of the class on OnDemand pools when
+    its Spot pools are exhausted and its deadline is at risk. Unset: no cap."""
 
     @model_validator(mode="after")
     def _deadline_for_batch(self) -> TrafficClassSpec:
@@ -493,6 +499,76 @@ def check_classes(spec: SpeechClusterSpec) -> SpeechClusterSpec:
     if q.rate or q.latency or q.queue:
         problems.append("with classes, remove prometheus.queries rate, latency and queue: the"
                         " interactive class is read from the voxscale_class_* series")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return spec
+
+
+# ---------------------------------------------------------------------------- spec: placement
+
+CapacityType = Literal["OnDemand", "Spot"]
+
+
+class PoolSpec(_Model):
+    """A node pool the shards' workers may run on, and what one of its GPU replicas costs."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    name: ShortName
+    """The pool's name: the suffix of each shard's Deployment on it (`<cluster>-<shard>-<name>`)."""
+    node_selector: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=names.NAME_MAX_LENGTH)]],
+        Field(min_length=1, max_length=16),
+    ]
+    """Labels of the pool's nodes, added to worker.nodeSelector and the shard's region."""
+    tolerations: Annotated[list[Toleration], Field(max_length=16)] = Field(default_factory=list)
+    """Taints of the pool's nodes the workers tolerate (added to worker.tolerations)."""
+    price_per_hour: Annotated[float, Field(ge=0, le=100_000)]
+    """What one replica costs per hour on this pool, in the currency you account in."""
+    capacity_type: CapacityType = "OnDemand"
+    """Spot capacity can be taken back at any time; Batch work goes there first."""
+
+
+class PlacementSpec(_Model):
+    """Node pools per class (docs/placement.md): batch to spot first, on-demand within a cap."""
+
+    pools: Annotated[list[PoolSpec], Field(min_length=1, max_length=8)]
+    currency: Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")] = "USD"
+    """ISO 4217 code of pricePerHour (status and the replay print it)."""
+
+
+_PLACEMENT_RULES: list[JsonDict] = [
+    {
+        "rule": "!has(self.placement) || self.placement.pools.all(p,"
+        " self.placement.pools.exists_one(q, q.name == p.name))",
+        "message": "placement pool names must be unique",
+    },
+    {
+        "rule": "!has(self.placement) || !has(self.classes) || self.classes.all(c, !has(c.pools) ||"
+        " c.pools.all(n, self.placement.pools.exists(p, p.name == n)))",
+        "message": "every pool a class names must be declared in spec.placement.pools",
+    },
+    {
+        "rule": "has(self.placement) || !has(self.classes) ||"
+        " self.classes.all(c, !has(c.pools) && !has(c.maxOnDemandReplicas))",
+        "message": "class pools and maxOnDemandReplicas need spec.placement",
+    },
+]
+
+
+def check_placement(spec: SpeechClusterSpec) -> SpeechClusterSpec:
+    """The CEL rules above, for manifests parsed without an API server (`voxscale render`)."""
+    placement = spec.placement
+    problems = []
+    if placement is not None:
+        given = [p.name for p in placement.pools]
+        if dupes := sorted({n for n in given if given.count(n) > 1}):
+            problems.append(f"placement pool names must be unique; repeated: {', '.join(dupes)}")
+    for c in spec.classes or ():
+        if placement is None and (c.pools is not None or c.max_on_demand_replicas is not None):
+            problems.append(f"class {c.name}: pools and maxOnDemandReplicas need spec.placement")
+        elif placement is not None and (unknown := [n for n in c.pools or () if n not in given]):
+            problems.append(f"class {c.name}: pool(s) {', '.join(unknown)} not in spec.placement.pools")
     if problems:
         raise ValueError("; ".join(problems))
     return spec
@@ -625,6 +701,7 @@ class SpeechClusterSpec(_Model):
                 },
                 *_CLASS_RULES,
                 _FALLBACK_NOT_STREAMING,
+                *_PLACEMENT_RULES,
             ]
         }
     )
@@ -645,6 +722,9 @@ class SpeechClusterSpec(_Model):
     classes: Annotated[list[TrafficClassSpec], Field(min_length=1, max_length=8)] | None = None
     """Traffic classes (docs/classes.md): Triton priority levels, and a plan per class. Unset,
     every request is one class planned on spec.slo."""
+    placement: PlacementSpec | None = None
+    """Node pools with prices (docs/placement.md): each shard runs one Deployment per pool and
+    the classes' replicas are split over them. Unset, one Deployment per shard as always."""
 
     @field_validator("shards")
     @classmethod
@@ -695,6 +775,10 @@ class SpeechClusterSpec(_Model):
     @model_validator(mode="after")
     def _classes_consistent(self) -> SpeechClusterSpec:
         return check_classes(self)
+
+    @model_validator(mode="after")
+    def _placement_consistent(self) -> SpeechClusterSpec:
+        return check_placement(self)
 
     @property
     def interactive_class(self) -> TrafficClassSpec | None:
@@ -760,6 +844,10 @@ class ScalerState(_Model):
     """spec.model.fallback: the share of new interactive requests sent to the smaller model."""
     fallback_lower_since: float | None = None
     """Since when the Ready capacity has needed a lower share than the one in force (the hold)."""
+    overflow: Annotated[dict[Annotated[str, Field(max_length=20)], Annotated[int, Field(ge=0)]],
+                        Field(max_length=8)] | None = None
+    """spec.placement: replicas of each class placed beyond its first pool (0 or absent: none),
+    so the overflow is released only once the first pool's pods are Ready (docs/placement.md)."""
 
 
 class ClassStatus(_Model):
@@ -779,6 +867,25 @@ class ClassStatus(_Model):
     required_rate: float | None = None
     """Batch: the throughput that completes the backlog and the arrivals before the deadline."""
     deadline_at_risk: bool = False
+    pools: Annotated[dict[Annotated[str, Field(max_length=20)], Annotated[int, Field(ge=0)]],
+                     Field(max_length=8)] | None = None
+    """spec.placement: replicas of this class asked per pool."""
+    cost_per_hour: float | None = None
+    """spec.placement: what this class's scheduled replicas cost per hour."""
+
+
+class PoolStatus(_Model):
+    """One pool of a shard (spec.placement): what runs there and what it costs."""
+
+    name: ShortName
+    capacity_type: CapacityType
+    replicas: Annotated[int, Field(ge=0)] = 0
+    """spec.replicas of the shard's Deployment on this pool."""
+    ready_replicas: Annotated[int, Field(ge=0)] = 0
+    pending_replicas: Annotated[int, Field(ge=0)] = 0
+    price_per_hour: float = 0.0
+    cost_per_hour: float = 0.0
+    """price × scheduled pods (Ready + warming): a Pending pod holds no node and costs nothing."""
 
 
 class ShardStatus(_Model):
@@ -805,6 +912,10 @@ class ShardStatus(_Model):
     scaler_state: ScalerState = Field(default_factory=ScalerState)
     classes: Annotated[list[ClassStatus], Field(max_length=8)] | None = None
     """spec.classes: each class's observation and need; absent without classes."""
+    pools: Annotated[list[PoolStatus], Field(max_length=8)] | None = None
+    """spec.placement: per pool, replicas and cost."""
+    cost_per_hour: float | None = None
+    """spec.placement: the shard's scheduled replicas × their pool's price, per hour."""
     fallback_share: Annotated[float, Field(ge=0, le=1)] | None = None
     """spec.model.fallback: the share of new interactive requests sent to the smaller model
     (0 when none); absent without a fallback model."""

@@ -36,7 +36,8 @@ class OperatorAPI(ClusterAPI, RouteAPI, Protocol):
     objects and reading the Prometheus token (voxscale.k8s.Kube implements it)."""
 
     def apply(self, obj: dict[str, Any], *, manager: str = names.FIELD_MANAGER) -> dict[str, Any]: ...
-    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]: ...
+    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str],
+                             deployments: set[str] | None = None) -> list[str]: ...
     def read_secret_key(self, namespace: str, name: str, key: str) -> str: ...
 
 
@@ -135,10 +136,13 @@ def reconcile_children(
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     # A streaming shard's drain is learned by the loop into status; its pods' grace follows it.
     drains = {s.name: s.drain_seconds for s in stored_status(body).shards}
+    deployments: set[str] = set()
     for shard in spec.shards:
         for obj in render_shard(owner, spec, shard, drain_seconds=drains.get(shard.name)):
             kube.apply(obj)
-    removed = kube.delete_shards_except(owner.namespace, owner.name, {s.name for s in spec.shards})
+            deployments |= {obj["metadata"]["name"]} if obj["kind"] == "Deployment" else set()
+    removed = kube.delete_shards_except(owner.namespace, owner.name, {s.name for s in spec.shards},
+                                        deployments)
     for shard_name in removed:
         kube.event(
             dict(body),

@@ -203,17 +203,25 @@ class Kube:
         )
 
     @_plain_errors
-    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str]) -> list[str]:
-        """Delete the children of shards no longer in the spec; returns the shard names removed."""
+    def delete_shards_except(self, namespace: str, cluster: str, keep: set[str],
+                             deployments: set[str] | None = None) -> list[str]:
+        """Delete the children of shards no longer in the spec; returns the shard names removed.
+
+        `deployments`: the Deployment names rendered now; another Deployment of a kept shard (a
+        pool that left spec.placement, or the one-pool Deployment when placement was added) goes too.
+        """
         removed: set[str] = set()
         selector = f"{names.LABEL_CLUSTER}={cluster}"
         for kind, (path, _) in CHILD_KINDS.items():
             api_version = path.split("/", 1)[1]  # "apis/apps/v1" -> "apps/v1", "api/v1" -> "v1"
             for item in self._get(api_version, kind, namespace, selector=selector).get("items", []):
                 shard = item["metadata"].get("labels", {}).get(names.LABEL_SHARD)
+                name = item["metadata"]["name"]
                 if shard is not None and shard not in keep:
-                    self._delete(api_version, kind, namespace, item["metadata"]["name"])
+                    self._delete(api_version, kind, namespace, name)
                     removed.add(shard)
+                elif kind == "Deployment" and deployments is not None and name not in deployments:
+                    self._delete(api_version, kind, namespace, name)
         return sorted(removed)
 
     @_plain_errors
@@ -234,14 +242,23 @@ class Kube:
 
     @_plain_errors
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPods:
-        name = names.shard_resource_name(cluster, shard)
+        return self._read_deployment(namespace, names.shard_resource_name(cluster, shard),
+                                     names.selector_labels(cluster, shard))
+
+    @_plain_errors
+    def read_pool(self, namespace: str, cluster: str, shard: str, pool: str) -> ShardPods:
+        """A shard's Deployment on one pool (spec.placement) and its pods."""
+        return self._read_deployment(namespace, names.pool_resource_name(cluster, shard, pool),
+                                     names.pool_selector_labels(cluster, shard, pool))
+
+    def _read_deployment(self, namespace: str, name: str, labels: dict[str, str]) -> ShardPods:
         try:
             dep = self._get("apps/v1", "Deployment", namespace, name)
         except ApiException as err:
             if err.status == 404:
                 return ShardPods(exists=False, counts=PodCounts(asked=0))
             raise
-        selector = ",".join(f"{k}={v}" for k, v in names.selector_labels(cluster, shard).items())
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
         spec_replicas = int(dep.get("spec", {}).get("replicas") or 0)
         pods = self.list_pods(namespace, selector)
         counts, warmups, reasons = classify_pods(pods, spec_replicas, time.time())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from voxscale import names, telemetry
+from voxscale import names, placing, telemetry
 from voxscale.api import (
     ScalerState,
     ShardSpec,
@@ -25,6 +25,7 @@ from voxscale.api import (
 )
 from voxscale.decide import decide, horizon_seconds, record_warmups, restore_state
 from voxscale.decide.drain import learned_drain
+from voxscale.decide.placement import Placement, PlacementPolicy
 from voxscale.decide.types import (
     ClassMetrics,
     Decision,
@@ -38,7 +39,7 @@ from voxscale.decide.victims import rank_scale_in
 from voxscale.forecast import ForecastCache
 from voxscale.history import HistoryStore
 from voxscale.metrics.protocol import MetricsSource, ShardSelector
-from voxscale.pods import scale_in_candidates
+from voxscale.pods import ShardPods, scale_in_candidates
 from voxscale.render.status import ShardReport, cluster_status, shard_status
 from voxscale.series import History
 
@@ -66,6 +67,7 @@ class ClusterAPI(Protocol):
     """What a tick needs from Kubernetes (voxscale.k8s.Kube implements it)."""
 
     def read_shard(self, namespace: str, cluster: str, shard: str) -> ShardPodsLike: ...
+    def read_pool(self, namespace: str, cluster: str, shard: str, pool: str) -> ShardPods: ...
     def scale(self, namespace: str, deployment: str, replicas: int) -> None: ...
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
@@ -182,7 +184,8 @@ class Loop:
 
     async def _decide_and_act(self, ctx: TickContext, shard: ShardSpec) -> ShardReport:
         ref = ctx.ref
-        pods = await asyncio.to_thread(self.kube.read_shard, ref.namespace, ref.name, shard.name)
+        pools = PlacementPolicy.from_spec(ctx.spec)
+        pods = await asyncio.to_thread(_read_pods, self.kube, ref, shard.name, pools)
         stored = ctx.stored(shard.name)
         if not pods.exists:
             missing = (("ShardMissing", "Deployment not created yet"),)
@@ -193,12 +196,18 @@ class Loop:
         state = _learn_warmups(self._state(ctx, shard.name, max(pods.counts.ready, live)), pods.warmups)
         obs, forecast = await self._observe(ctx, shard, pods, state, horizon_seconds(policy, state))
         decision = decide(obs, forecast, policy, state, ctx.now)
-        hpa = ctx.hpas.get(names.shard_resource_name(ref.name, shard.name))
+        hpa = _hpa(ctx, shard.name, pods)
+        placed = placing.split(decision, pods, policy) if isinstance(pods, placing.PooledPods) else None
+        decision = placing.remember(decision, placed)
         remembered = _remembered_state(decision.state, live, hpa_owned=hpa is not None)
         self.states[(ref.uid, shard.name)] = remembered
         last_scale = stored.last_scale_time if stored else None
         note = None
-        if hpa is None and decision.replicas != live:
+        if placed is not None and isinstance(pods, placing.PooledPods):
+            scaled = hpa is None and await asyncio.to_thread(
+                placing.scale_pools, self.kube, ref.body, (shard.name, pods, placed), _utc(ctx.now))
+            last_scale = _utc(ctx.now) if scaled else last_scale
+        elif hpa is None and decision.replicas != live:
             if ctx.spec.streaming is not None and decision.replicas < live:
                 note = await self._rank_scale_in(ctx, shard, live, decision.replicas)
             await self._scale(ctx, shard.name, live, obs.pods.asked, decision, note=note)
@@ -209,8 +218,12 @@ class Loop:
             "reasons": [*status.reasons, note][:16] if note else status.reasons,
             "drain_seconds": await self._learn_drain(ctx, shard, stored),
         })
+        problems = _problems(decision, pods, hpa, placed)
+        if placed is not None and isinstance(pods, placing.PooledPods):
+            status = placing.with_placement(status, placed, pods)
+            placing.export(ref.namespace, ref.name, shard.name, placed)
+            problems = (*problems, *placed.problems)
         self._export(ctx, policy, status, metrics_ok=obs.metrics.usable)
-        problems = _problems(decision, pods, hpa)
         await self._announce(ctx, shard.name, problems)
         return ShardReport(status, _metric_errors(obs.metrics), problems)
 
@@ -369,7 +382,24 @@ def _learn_warmups(state: ScalerState, warmups: tuple[tuple[float, float], ...])
     return record_warmups(state, fresh) if fresh else state
 
 
-def _problems(decision: Decision, pods: ShardPodsLike, hpa: str | None) -> tuple[tuple[str, str], ...]:
+def _read_pods(kube: ClusterAPI, ref: ClusterRef, shard: str, pools: PlacementPolicy | None) -> ShardPodsLike:
+    """The shard's Deployment and pods; with spec.placement, its Deployment on every pool."""
+    if pools is None:
+        return kube.read_shard(ref.namespace, ref.name, shard)
+    return placing.read_pools(kube, ref.namespace, ref.name, shard, pools)
+
+
+def _hpa(ctx: TickContext, shard: str, pods: ShardPodsLike) -> str | None:
+    """The HPA targeting the shard's Deployment (any of its pools' with spec.placement)."""
+    deployments = [names.shard_resource_name(ctx.ref.name, shard)]
+    if isinstance(pods, placing.PooledPods):
+        deployments = [names.pool_resource_name(ctx.ref.name, shard, p) for p in pods.pools]
+    return next((ctx.hpas[d] for d in deployments if d in ctx.hpas), None)
+
+
+def _problems(
+    decision: Decision, pods: ShardPodsLike, hpa: str | None, placed: Placement | None = None
+) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     if hpa is not None:
         out.append(
@@ -379,7 +409,7 @@ def _problems(decision: Decision, pods: ShardPodsLike, hpa: str | None) -> tuple
                 f"fight it and leaves replicas alone: delete the HPA or remove the shard",
             )
         )
-    if pods.counts.pending:
+    if pods.counts.pending and placed is None:  # with placement: PoolPending, per pool
         why = pods.pending_reasons[0] if pods.pending_reasons else "unschedulable"
         out.append((names.REASON_PODS_PENDING, f"{pods.counts.pending} pod(s) Pending: {why}"))
     # Worst step first: Degraded shows the first problem, and "fallback-floor" says more than

@@ -55,6 +55,8 @@ CONTAINER_NAME = "triton"
 CONFIG_VOLUME = "model-config"
 SHM_VOLUME = "dshm"
 MODEL_CONFIG_FILE = "config.pbtxt"
+FALLBACK_CONFIG_FILE = "fallback-config.pbtxt"
+"""spec.model.fallback: the ConfigMap key mounted as the smaller model's config.pbtxt."""
 
 # Condition types on SpeechCluster status.
 CONDITION_READY = "Ready"
@@ -201,3 +203,29 @@ REASON_DEADLINE_AT_RISK = "DeadlineAtRisk"
 oldest request is already closer to the deadline than new capacity can warm up."""
 REASON_CLASS_METRICS_UNAVAILABLE = "ClassMetricsUnavailable"
 """A Batch class has no backlog data: its last need is held and the shard is not scaled down."""
+
+# Cost-aware placement (spec.placement; docs/placement.md): a shard runs one Deployment per pool,
+# `<cluster>-<shard>-<pool>`, whose pods carry the pool label beside the shard's selector labels
+# (so the shard's Service and PDB, which select on cluster + shard, cover every pool).
+LABEL_POOL = f"{GROUP}/pool"
+
+
+def pool_resource_name(cluster: str, shard: str, pool: str) -> str:
+    """The Deployment of a shard on one pool: `<cluster>-<shard>-<pool>`."""
+    return f"{cluster}-{shard}-{pool}"
+
+
+def pool_selector_labels(cluster: str, shard: str, pool: str) -> dict[str, str]:
+    """The immutable selector of a shard's Deployment on one pool."""
+    return {**selector_labels(cluster, shard), LABEL_POOL: pool}
+
+
+REASON_POOL_PENDING = "PoolPending"
+"""A pool's pods stay Pending (spot taken back, or a nodeSelector no node matches)."""
+REASON_OVERFLOW = "PlacementOverflow"
+"""A class runs replicas beyond its first pool (e.g. batch on on-demand while spot is exhausted)."""
+REASON_OVERFLOW_CAPPED = "DeadlineCannotBeMet"
+"""A Batch class's deadline is at risk and maxOnDemandReplicas stops the overflow that would meet it."""
+REASON_PLACEMENT_INVALID = "PlacementInvalid"
+"""spec.placement is accepted but wrong in a way the schema cannot say (a Spot pool priced above an
+OnDemand one)."""

@@ -49,6 +49,11 @@ CLASS_REQUIRED_RATE = Gauge(
 CLASS_AT_RISK = Gauge(
     "voxscale_class_deadline_at_risk", "1 while a Batch class's deadline is at risk", _CLASS
 )
+_POOL = (*_SHARD, "pool")
+COST = Gauge(
+    "voxscale_cost_per_hour",
+    "spec.placement: what the shard's scheduled replicas on a pool cost per hour (price × pods)", _POOL,
+)
 TICK = Histogram(
     "voxscale_tick_duration_seconds",
     "Duration of one SpeechCluster tick",
@@ -106,6 +111,12 @@ def export_shard(
         METRIC_FAILURES.labels(*key).inc()
 
 
+def export_cost(namespace: str, cluster: str, shard: str, pool_cost: dict[str, float]) -> None:
+    """spec.placement: each pool's cost per hour for the shard."""
+    for pool, cost in pool_cost.items():
+        COST.labels(namespace, cluster, shard, pool).set(cost)
+
+
 def count_scale(namespace: str, cluster: str, shard: str, before: int, after: int) -> None:
     SCALE_EVENTS.labels(namespace, cluster, shard, "up" if after > before else "down").inc()
 
@@ -130,6 +141,7 @@ _SERIES: tuple[tuple[MetricWrapperBase, tuple[str, ...]], ...] = (
     (CLASS_BACKLOG, _CLASS),
     (CLASS_REQUIRED_RATE, _CLASS),
     (CLASS_AT_RISK, _CLASS),
+    (COST, _POOL),
     (TICK, ("namespace", "cluster")),
 )
 """Every labelled metric above with its label names in declaration order (what remove() takes)."""

@@ -6,10 +6,11 @@ import math
 from typing import Any
 
 from voxscale import names
-from voxscale.api import ShardSpec, SpeechClusterSpec
+from voxscale.api import PoolSpec, ShardSpec, SpeechClusterSpec
 from voxscale.decide.drain import clamp_drain
 from voxscale.render.common import Owner, labels, metadata
-from voxscale.render.configmap import config_hash, render_model_config
+from voxscale.render.configmap import configs_hash
+from voxscale.render.fallback_model import exit_on_error, fallback_args, fallback_mounts, ready_path
 
 # Seconds between the pod leaving the Service endpoints and SIGTERM, so that clients and
 # kube-proxy stop sending new streams before Triton stops accepting them.
@@ -49,9 +50,10 @@ def triton_args(spec: SpeechClusterSpec) -> list[str]:
         f"--model-repository={model_dir}",
         "--model-control-mode=explicit",
         f"--load-model={spec.model.name}",
+        *fallback_args(spec),
         # Ready only when every loaded model is ready: readiness == warm-up finished.
         "--strict-readiness=true",
-        "--exit-on-error=true",
+        exit_on_error(spec),
         f"--http-port={names.PORT_HTTP}",
         f"--grpc-port={names.PORT_GRPC}",
         "--allow-metrics=true",
@@ -126,9 +128,9 @@ def _container(spec: SpeechClusterSpec, drain: int) -> dict[str, Any]:
         ],
         "resources": _resources(spec),
         "startupProbe": _probe(
-            "/v2/health/ready", PROBE_PERIOD_SECONDS, _startup_failures(spec.model.warmup_seconds)
+            ready_path(spec), PROBE_PERIOD_SECONDS, _startup_failures(spec.model.warmup_seconds)
         ),
-        "readinessProbe": _probe("/v2/health/ready", PROBE_PERIOD_SECONDS, 3),
+        "readinessProbe": _probe(ready_path(spec), PROBE_PERIOD_SECONDS, 3),
         "livenessProbe": _probe("/v2/health/live", 10, 6),
         "lifecycle": {"preStop": _pre_stop(spec, drain)},
         "volumeMounts": [
@@ -138,6 +140,7 @@ def _container(spec: SpeechClusterSpec, drain: int) -> dict[str, Any]:
                 "subPath": names.MODEL_CONFIG_FILE,
                 "readOnly": True,
             },
+            *fallback_mounts(spec),
             {"name": names.SHM_VOLUME, "mountPath": "/dev/shm"},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
@@ -151,8 +154,12 @@ def _container(spec: SpeechClusterSpec, drain: int) -> dict[str, Any]:
     }
 
 
-def _scheduling(spec: SpeechClusterSpec, shard: ShardSpec, owner: Owner) -> dict[str, Any]:
+def _scheduling(
+    spec: SpeechClusterSpec, shard: ShardSpec, owner: Owner, pool: PoolSpec | None
+) -> dict[str, Any]:
     node_selector = {**spec.worker.node_selector, names.TOPOLOGY_REGION: shard.region}
+    if pool is not None:
+        node_selector.update(pool.node_selector)
     out: dict[str, Any] = {
         "nodeSelector": node_selector,
         "topologySpreadConstraints": [
@@ -184,20 +191,23 @@ def _scheduling(spec: SpeechClusterSpec, shard: ShardSpec, owner: Owner) -> dict
                 }
             }
         }
-    if spec.worker.tolerations:
-        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in spec.worker.tolerations]
+    tolerations = [*spec.worker.tolerations, *(pool.tolerations if pool is not None else ())]
+    if tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
     if spec.worker.priority_class_name:
         out["priorityClassName"] = spec.worker.priority_class_name
     return out
 
 
-def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, drain: int) -> dict[str, Any]:
+def _pod_template(
+    owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, drain: int, pool: PoolSpec | None
+) -> dict[str, Any]:
     name = names.shard_resource_name(owner.name, shard.name)
     return {
         "metadata": {
-            "labels": labels(owner, spec, shard),
+            "labels": _labels(owner, spec, shard, pool),
             "annotations": {
-                names.ANNOTATION_CONFIG_HASH: config_hash(render_model_config(spec)),
+                names.ANNOTATION_CONFIG_HASH: configs_hash(spec),
                 names.ANNOTATION_WARMUP_SECONDS: str(spec.model.warmup_seconds),
                 names.ANNOTATION_LANGUAGES: ",".join(shard.languages),
             },
@@ -221,25 +231,40 @@ def _pod_template(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, drain
                 {"name": names.SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
             ],
-            **_scheduling(spec, shard, owner),
+            **_scheduling(spec, shard, owner, pool),
         },
     }
 
 
+def _labels(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, pool: PoolSpec | None) -> dict[str, str]:
+    base = labels(owner, spec, shard)
+    return base if pool is None else {**base, names.LABEL_POOL: pool.name}
+
+
 def render_deployment(
-    owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, *, drain_seconds: int | None = None
+    owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec, *, drain_seconds: int | None = None,
+    pool: PoolSpec | None = None,
 ) -> dict[str, Any]:
     """The Deployment without spec.replicas: the scaler owns that one field (names.FIELD_MANAGER_SCALER).
 
     `drain_seconds` is the shard's learned drain (status.shards[].drainSeconds; None = not
-    learned yet), kept within the spec's bounds (decide/drain.py)."""
+    learned yet), kept within the spec's bounds (decide/drain.py). With `pool` (spec.placement)
+    it is the shard's Deployment on that pool, `<cluster>-<shard>-<pool>`: the same pods plus the
+    pool's nodeSelector, tolerations and label; its selector adds the pool label, so the pools'
+    Deployments never select each other's pods while the shard's Service selects them all."""
     drain = clamp_drain(drain_seconds, spec)
+    meta = metadata(owner, spec, shard)
+    selector = names.selector_labels(owner.name, shard.name)
+    if pool is not None:
+        meta = {**meta, "name": names.pool_resource_name(owner.name, shard.name, pool.name),
+                "labels": _labels(owner, spec, shard, pool)}
+        selector = names.pool_selector_labels(owner.name, shard.name, pool.name)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(owner, spec, shard),
+        "metadata": meta,
         "spec": {
-            "selector": {"matchLabels": names.selector_labels(owner.name, shard.name)},
+            "selector": {"matchLabels": selector},
             "revisionHistoryLimit": 3,
             # A rollout adds new pods before removing old ones: capacity never dips below
             # what the scaler decided while a config change rolls.
@@ -248,6 +273,6 @@ def render_deployment(
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
             "progressDeadlineSeconds": max(600, 4 * spec.model.warmup_seconds),
-            "template": _pod_template(owner, spec, shard, drain),
+            "template": _pod_template(owner, spec, shard, drain, pool),
         },
     }

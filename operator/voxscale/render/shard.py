@@ -17,9 +17,12 @@ def render_shard(
 ) -> list[dict[str, Any]]:
     """ConfigMap first: the Deployment's pods mount it. `drain_seconds`: the shard's learned
     drain (status), for a streaming worker's grace period."""
+    pools = spec.placement.pools if spec.placement is not None else [None]
     return [
         render_configmap(owner, spec, shard),
         render_service(owner, spec, shard),
         render_pdb(owner, spec, shard),
-        render_deployment(owner, spec, shard, drain_seconds=drain_seconds),
+        # spec.placement: one Deployment per pool (`<cluster>-<shard>-<pool>`); without it the
+        # one `<cluster>-<shard>` of every earlier version, byte for byte.
+        *(render_deployment(owner, spec, shard, drain_seconds=drain_seconds, pool=pool) for pool in pools),
     ]
