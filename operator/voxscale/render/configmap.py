@@ -8,6 +8,7 @@ from typing import Any
 from voxscale import names
 from voxscale.api import BatchingSpec, ShardSpec, SpeechClusterSpec, StreamingSpec
 from voxscale.render.common import Owner, metadata
+from voxscale.render.fallback_model import fallback_spec
 
 
 def render_model_config(spec: SpeechClusterSpec) -> str:
@@ -137,10 +138,34 @@ def config_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def render_fallback_config(spec: SpeechClusterSpec) -> str | None:
+    """spec.model.fallback: the smaller model's config.pbtxt (the main one's batching, classes and
+    instances under its own name, version and max batch); None without one."""
+    small = fallback_spec(spec)
+    return render_model_config(small) if small is not None else None
+
+
+def model_configs(spec: SpeechClusterSpec) -> dict[str, str]:
+    """ConfigMap key -> config.pbtxt of every model the worker loads."""
+    configs = {names.MODEL_CONFIG_FILE: render_model_config(spec)}
+    fallback = render_fallback_config(spec)
+    if fallback is not None:
+        configs[names.FALLBACK_CONFIG_FILE] = fallback
+    return configs
+
+
+def configs_hash(spec: SpeechClusterSpec) -> str:
+    """config_hash over every model's config: a change to either rolls the pods."""
+    configs = model_configs(spec)
+    if len(configs) == 1:  # unchanged without a fallback, so no rollout on upgrade
+        return config_hash(configs[names.MODEL_CONFIG_FILE])
+    return config_hash("".join(f"{k}\n{v}" for k, v in sorted(configs.items())))
+
+
 def render_configmap(owner: Owner, spec: SpeechClusterSpec, shard: ShardSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, spec, shard),
-        "data": {names.MODEL_CONFIG_FILE: render_model_config(spec)},
+        "data": model_configs(spec),
     }
