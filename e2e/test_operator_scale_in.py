@@ -121,7 +121,9 @@ def test_scale_in_removes_the_pods_with_fewest_live_streams_and_they_drain_for_t
     tel.traffic.set(ns, "asr", SHARD, model=MODEL, rate=QUIET_RPS, latency_ms=100.0)
     tel.traffic.set_sessions(ns, "asr", SHARD, model=MODEL, lengths=SESSIONS, per_second=2.0)
     doc = e2e_spec(ns, tel.url, shards=[SHARD], scaling={"scaleDown": {"maxPercent": 100}})
-    doc["spec"]["streaming"] = {"maxConcurrentSequencesPerReplica": 16, "sessionIdleTimeoutSeconds": 1}
+    # 64 slots a replica: the 28 live streams below need 1 (28 / (64 × 0.7)), under the floor of
+    # 2, so the scale-in is the quiet rate's and the test is about which pods go.
+    doc["spec"]["streaming"] = {"maxConcurrentSequencesPerReplica": 64, "sessionIdleTimeoutSeconds": 1}
     doc["spec"]["shards"][0]["minReplicas"] = 2
     kubectl.apply(doc)
     learned = eventually("the drain learned into status",
