@@ -76,7 +76,7 @@ def test_the_route_is_applied_with_the_shards_and_its_verdict_stored_and_announc
         "kind": "GRPCRoute", "name": "asr", "routed": True, "reason": names.REASON_ROUTES_APPLIED,
         "message": "GRPCRoute asr routes 4 languages (de, en, es, fr) to 3 shards; sessions stick by"
                    " header x-voxscale-session",
-        "observedGeneration": 4, "failovers": [],
+        "observedGeneration": 4, "failovers": [], "fallbackWeights": [],
     }
     assert (_routed(status)["status"], _routed(status)["reason"]) == ("True", names.REASON_ROUTES_APPLIED)
     assert [(t, r) for t, r, _ in kube.events] == [("Normal", names.REASON_ROUTES_APPLIED)]

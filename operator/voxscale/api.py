@@ -936,6 +936,14 @@ class FailoverStatus(_Model):
     """The shard serves again since then; its languages go home once it has for the hold."""
 
 
+class FallbackWeight(_Model):
+    """One shard's weight for the smaller model in the applied HTTPRoute (docs/fallback.md)."""
+
+    shard: ShortName
+    weight: Annotated[int, Field(ge=1, le=100)]
+    """Percent of the shard's infer requests rewritten to the smaller model."""
+
+
 class RoutingStatus(_Model):
     """What became of spec.routing; every tick mirrors it into the Routed condition."""
 
@@ -947,6 +955,9 @@ class RoutingStatus(_Model):
     observed_generation: int | None = None
     failovers: Annotated[list[FailoverStatus], Field(max_length=64)] = Field(default_factory=list)
     """Active regional failovers; empty when every shard serves its own languages."""
+    fallback_weights: Annotated[list[FallbackWeight], Field(max_length=32)] = Field(default_factory=list)
+    """spec.model.fallback over HTTP: the shards whose applied route rewrites a share of their
+    infer requests to the smaller model; empty when none does."""
 
 
 class SpeechClusterStatus(_Model):

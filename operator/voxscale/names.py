@@ -57,6 +57,9 @@ SHM_VOLUME = "dshm"
 MODEL_CONFIG_FILE = "config.pbtxt"
 FALLBACK_CONFIG_FILE = "fallback-config.pbtxt"
 """spec.model.fallback: the ConfigMap key mounted as the smaller model's config.pbtxt."""
+FALLBACK_RULE_SUFFIX = "infer"
+"""spec.model.fallback over HTTP: the route rule `<shard>-infer` splits the main model's infer
+path between the two models by weight (docs/fallback.md)."""
 
 # Condition types on SpeechCluster status.
 CONDITION_READY = "Ready"

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from voxscale import names
-from voxscale.api import FailoverStatus, RoutingStatus, ShardStatus, SpeechClusterSpec
+from voxscale.api import FailoverStatus, FallbackWeight, RoutingStatus, ShardStatus, SpeechClusterSpec
 from voxscale.k8s import KindNotServedError, KubeApiError
 from voxscale.loop import stored_status
 from voxscale.render.common import Owner
@@ -70,10 +70,14 @@ def reconcile_routes(
         failover = FailoverVerdict(carried_failovers(spec, before))
     else:
         failover = failover_verdict(spec, shards, before, now, established=established)
-    if previous.routing is not None and daemon and failover.moves == moves_of(before):
+    shares = fallback_shares(spec, shards if daemon else previous.shards)
+    weights = [FallbackWeight(shard=shard, weight=round(100 * share))
+               for shard, share in shares.items() if round(100 * share)]
+    unchanged = previous.routing is not None and previous.routing.fallback_weights == weights
+    if previous.routing is not None and daemon and failover.moves == moves_of(before) and unchanged:
         return _store_failovers(body, previous.routing, before, list(failover.failovers),
                                 spec=spec, kube=kube, now=now)
-    plan = plan_route(owner, spec, spec.routing, failover.moves)
+    plan = plan_route(owner, spec, spec.routing, failover.moves, shares)
     failure = _apply(plan, kube, previous.routing)
     problems = ([failure] if failure else []) + list(plan.problems)
     # Nothing applied (a conflict): the verdict is about the route that stays, if there is one.
@@ -87,6 +91,8 @@ def reconcile_routes(
         message=("; ".join(m for _, m in problems) if problems else plan.summary)[:1024],
         observed_generation=meta.get("generation"),
         failovers=list(failover.failovers) if applied else list(before),
+        fallback_weights=(weights if applied or previous.routing is None
+                          else previous.routing.fallback_weights),
     )
     if verdict != previous.routing:
         _store(body, verdict, routing_condition(previous.conditions, verdict, now), kube)
@@ -96,6 +102,15 @@ def reconcile_routes(
         kube.event(dict(body), kind, verdict.reason, verdict.message, now)
     _announce_failovers(body, before, verdict.failovers, spec=spec, kube=kube, now=now)
     return verdict
+
+
+def fallback_shares(spec: SpeechClusterSpec, shards: Sequence[ShardStatus] | None) -> dict[str, float]:
+    """Shard -> the smaller model's share its last tick decided (decide/fallback.py): what the
+    HTTPRoute's infer rules carry as weights. Empty without a fallback model or over gRPC, whose
+    route cannot rewrite the model name (docs/fallback.md)."""
+    if spec.model.fallback is None or spec.routing is None or spec.routing.protocol != "http":
+        return {}
+    return {s.name: s.fallback_share for s in shards or () if s.fallback_share}
 
 
 def _store_failovers(
@@ -154,7 +169,8 @@ def _remove(body: Any, previous: RoutingStatus, conditions: Any, kube: RouteAPI,
 
 def _store(body: Any, routing: RoutingStatus | None, conditions: Any, kube: RouteAPI) -> None:
     meta = body["metadata"]
-    # failovers is always written, [] when none: a merge patch keeps a key it does not name.
+    # failovers (and fallbackWeights) are always written, [] when none: a merge patch keeps a key
+    # it does not name.
     kube.patch_status(meta["namespace"], meta["name"], {
         "routing": routing.model_dump(by_alias=True, mode="json", exclude_none=True) if routing else None,
         "conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions],

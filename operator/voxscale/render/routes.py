@@ -98,13 +98,51 @@ def _rule(
     }
 
 
+def infer_path(model: str) -> str:
+    """KServe v2 inference over HTTP: POST /v2/models/<model>/infer."""
+    return f"/v2/models/{model}/infer"
+
+
+def _fallback_rule(
+    owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec, shard: ShardSpec, *,
+    matches: list[dict[str, Any]], share: float,
+) -> dict[str, Any] | None:
+    """spec.model.fallback over HTTP: the shard's matches on the main model's infer path, split
+    by weight between the main model and, rewritten, the smaller one; None without one or over
+    gRPC (a GRPCRoute cannot rewrite the model name: it is in the protobuf body).
+
+    An Exact path match outranks every header-only match (Gateway API precedence), so each shard
+    gets this rule while a fallback is declared, at weight 0 when its share is 0: a shard with a
+    share and the region-less match of its language would otherwise take another region's
+    callers. The same Service backs both weights; only the path differs."""
+    fb = spec.model.fallback
+    if fb is None or routing.protocol != "http":
+        return None
+    backend = {"name": names.shard_resource_name(owner.name, shard.name), "port": _service_port(routing)}
+    weight = round(100 * share)
+    rewrite = {"type": "URLRewrite", "urlRewrite": {
+        "path": {"type": "ReplaceFullPath", "replaceFullPath": infer_path(fb.name)}}}
+    return {
+        "name": f"{shard.name}-{names.FALLBACK_RULE_SUFFIX}",
+        "matches": [{"path": {"type": "Exact", "value": infer_path(spec.model.name)}, **m} for m in matches],
+        "backendRefs": [{**backend, "weight": 100 - weight},
+                        {**backend, "weight": weight, "filters": [rewrite]}],
+        "sessionPersistence": _session(routing),
+    }
+
+
 def render_route(
     owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec,
     moves: Mapping[tuple[str, str], str] | None = None,
+    shares: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The route as rendered, whether or not it may be applied (see plan_route). A shard whose
-    every language failed over has no rule: a rule without matches would match every request."""
+    every language failed over has no rule: a rule without matches would match every request.
+    `shares`: shard -> share of its interactive requests for spec.model.fallback (0 if absent)."""
     matches = _matches(routing, spec, moves or {})
+    smaller = [_fallback_rule(owner, spec, routing, shard, matches=matches[shard.name],
+                              share=(shares or {}).get(shard.name, 0.0))
+               for shard in spec.shards if matches[shard.name]]
     parent_refs = [ref.model_dump(by_alias=True, exclude_none=True) for ref in routing.parent_refs]
     return {
         "apiVersion": names.GATEWAY_API_VERSION,
@@ -125,7 +163,8 @@ def render_route(
         "spec": {
             "parentRefs": parent_refs,
             "rules": [_rule(owner, routing, shard, matches[shard.name])
-                      for shard in spec.shards if matches[shard.name]],
+                      for shard in spec.shards if matches[shard.name]]
+            + [rule for rule in smaller if rule is not None],
         },
     }
 
@@ -166,10 +205,12 @@ def _oversize(route: dict[str, Any]) -> list[str]:
 def plan_route(
     owner: Owner, spec: SpeechClusterSpec, routing: RoutingSpec,
     moves: Mapping[tuple[str, str], str] | None = None,
+    shares: Mapping[str, float] | None = None,
 ) -> RoutePlan:
     """The route and the (reason, message) problems of spec.routing, worst first; `moves` are
-    the failed-over (home shard, language) -> receiving shard (render/failover.py)."""
-    route = render_route(owner, spec, routing, moves)
+    the failed-over (home shard, language) -> receiving shard (render/failover.py), `shares` the
+    smaller model's share per shard (decide/fallback.py)."""
+    route = render_route(owner, spec, routing, moves, shares)
     kind, name = route["kind"], route["metadata"]["name"]
     clashes, oversize, missing = conflicts(spec), _oversize(route), unserved(spec, routing)
     problems: list[tuple[str, str]] = []
