@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import example_doc
 
+from e2e.helpers import example_speechcluster
 from voxscale.api import parse_spec
 from voxscale.render import Owner
 from voxscale.render.routes import render_route
@@ -21,7 +21,7 @@ from voxscale_lab.devcluster import Kubectl
 def test_the_api_server_accepts_the_weighted_rewrite_of_the_infer_path(
     kubectl: Kubectl, gateway_api_crds: dict[str, Any], namespace: str, share: float,
 ) -> None:
-    raw = copy.deepcopy(example_doc()["spec"])
+    raw = copy.deepcopy(example_speechcluster(namespace)["spec"])
     raw["model"]["fallback"] = {"name": "asr-small", "requestsPerSecondPerReplica": 180, "maxShare": 1}
     raw["routing"] = {"parentRefs": [{"name": "speech-gateway"}], "protocol": "http"}
     spec = parse_spec(raw)

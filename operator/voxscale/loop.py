@@ -249,16 +249,25 @@ class Loop:
                 await asyncio.to_thread(
                     self.kube.event, ctx.ref.body, "Warning", reason, f"{shard}: {message}", _utc(ctx.now)
                 )
+        serving = names.REASON_SERVING_SMALLER_MODEL
+        if serving in seen and serving not in self.problems[key]:  # spec.model.fallback: the exit
+            message = (f"{shard}: the smaller model's share is back at 0: new interactive requests go"
+                       " to the main model")
+            await asyncio.to_thread(
+                self.kube.event, ctx.ref.body, "Normal", names.REASON_MAIN_MODEL_ONLY, message, _utc(ctx.now)
+            )
 
     async def _observe(
         self, ctx: TickContext, shard: ShardSpec, pods: ShardPodsLike, state: ScalerState, horizon: float
     ) -> tuple[Observation, Forecast | None]:
         selector = _selector(ctx, shard)
         metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
+        metrics, loaded = await asyncio.to_thread(_with_fallback, ctx, selector, metrics)
         classes = await asyncio.to_thread(_batch_classes, ctx, selector)
         streams = await asyncio.to_thread(_live_streams, ctx, selector)
         forecast = await self._forecast(ctx, selector, horizon)
-        return Observation(metrics, _as_asked(pods.counts, state), classes, streams), forecast
+        counts = _as_asked(pods.counts, state)
+        return Observation(metrics, counts, classes, streams, fallback_loaded=loaded), forecast
 
     async def _scale(
         self, ctx: TickContext, shard: str, live: int, asked: int, decision: Decision, *, note: str | None
@@ -332,6 +341,30 @@ def _selector(ctx: TickContext, shard: ShardSpec) -> ShardSelector:
     interactive = ctx.spec.interactive_class
     return ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name,
                          traffic_class=interactive.name if interactive else None)
+
+
+def _with_fallback(
+    ctx: TickContext, selector: ShardSelector, main: ShardMetrics
+) -> tuple[ShardMetrics, bool | None]:
+    """spec.model.fallback (blocking): the smaller model's series too, and whether it is loaded.
+
+    Requests moved to it are interactive load the main model's series no longer count, so the
+    rates add (the plan still sizes for all of it at the main model's capacity). Triton exports a
+    model's series only once it is loaded: none while the main model answers means not loaded;
+    with no answer for either, it is not known (None)."""
+    fallback = ctx.spec.model.fallback
+    if fallback is None:
+        return main, None
+    small = ctx.source.observe(replace(selector, model=fallback.name), ctx.now)
+    if not small.usable:
+        return main, (False if main.usable else None)
+
+    def plus(a: float | None, b: float | None) -> float | None:
+        return None if a is None else a + (b or 0.0)
+
+    merged = replace(main, rate=plus(main.rate, small.rate), queue=plus(main.queue, small.queue),
+                     panic_rate=plus(main.panic_rate, small.panic_rate))
+    return merged, True
 
 
 def _batch_classes(ctx: TickContext, selector: ShardSelector) -> tuple[ClassMetrics, ...]:
@@ -418,6 +451,7 @@ def _problems(
         reason = names.REASON_FALLBACK if step.startswith("fallback") else names.REASON_METRICS_UNAVAILABLE
         out.append((reason, f"{step}: {'; '.join(decision.reasons[-2:])}"))
     out.extend(decision.class_problems)
+    out.extend(decision.fallback_problems)
     return tuple(out)
 
 

@@ -58,6 +58,15 @@ MODEL_CONFIG_FILE = "config.pbtxt"
 FALLBACK_CONFIG_FILE = "fallback-config.pbtxt"
 """spec.model.fallback: the ConfigMap key mounted as the smaller model's config.pbtxt."""
 FALLBACK_RULE_SUFFIX = "infer"
+CONDITION_SMALLER_MODEL = "SmallerModel"
+"""spec.model.fallback: True while some shard sends a share of its interactive requests to the
+smaller model (docs/fallback.md)."""
+REASON_SERVING_SMALLER_MODEL = "ServingSmallerModel"
+"""A shard sends a share of new interactive requests to the smaller model (Warning on entry)."""
+REASON_MAIN_MODEL_ONLY = "MainModelOnly"
+"""Every shard serves the main model only (the Normal Event when a shard's share is back at 0)."""
+REASON_FALLBACK_MODEL_UNAVAILABLE = "FallbackModelUnavailable"
+"""The smaller model is not loaded on a shard's workers: the step is disabled."""
 """spec.model.fallback over HTTP: the route rule `<shard>-infer` splits the main model's infer
 path between the two models by weight (docs/fallback.md)."""
 

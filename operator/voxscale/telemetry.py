@@ -49,6 +49,10 @@ CLASS_REQUIRED_RATE = Gauge(
 CLASS_AT_RISK = Gauge(
     "voxscale_class_deadline_at_risk", "1 while a Batch class's deadline is at risk", _CLASS
 )
+FALLBACK_SHARE = Gauge(
+    "voxscale_fallback_share",
+    "spec.model.fallback: share of new interactive requests sent to the smaller model (0 to 1)", _SHARD,
+)
 _POOL = (*_SHARD, "pool")
 COST = Gauge(
     "voxscale_cost_per_hour",
@@ -101,6 +105,7 @@ def export_shard(
     _set(FORECAST_RATE, key, status.forecast_rate)
     _set(LATENCY, key, status.observed_latency_ms)
     _set(HORIZON, key, status.horizon_seconds)
+    _set(FALLBACK_SHARE, key, status.fallback_share)
     for c in status.classes or ():
         labels = (*key, c.name)
         _set(CLASS_REPLICAS, labels, c.replicas)
@@ -142,6 +147,7 @@ _SERIES: tuple[tuple[MetricWrapperBase, tuple[str, ...]], ...] = (
     (CLASS_REQUIRED_RATE, _CLASS),
     (CLASS_AT_RISK, _CLASS),
     (COST, _POOL),
+    (FALLBACK_SHARE, _SHARD),
     (TICK, ("namespace", "cluster")),
 )
 """Every labelled metric above with its label names in declaration order (what remove() takes)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from voxscale import names
 from voxscale.api import ScalerState
 from voxscale.decide.types import FallbackPolicy, Observation, Policy
 
@@ -37,8 +38,8 @@ class FallbackStep:
     while the smaller model is not loaded."""
 
 
-REASON_SERVING = "ServingSmallerModel"
-REASON_UNAVAILABLE = "FallbackModelUnavailable"
+REASON_SERVING = names.REASON_SERVING_SMALLER_MODEL
+REASON_UNAVAILABLE = names.REASON_FALLBACK_MODEL_UNAVAILABLE
 
 
 def required_share(rate: float, ready: int, policy: Policy, fb: FallbackPolicy) -> float:

@@ -61,6 +61,7 @@ def shard_status(
                         required_rate=n.required_rate, deadline_at_risk=n.at_risk)
             for n in decision.classes
         ] or None,
+        fallback_share=decision.fallback_share,
     )
 
 
@@ -119,11 +120,33 @@ def _verdicts(reports: Sequence[ShardReport]) -> list[tuple[str, bool, str, str]
     ]
 
 
+def fallback_verdict(reports: Sequence[ShardReport]) -> tuple[bool, str, str] | None:
+    """(status, reason, message) of the SmallerModel condition; None without spec.model.fallback
+    (no shard reports a share)."""
+    if all(r.status.fallback_share is None for r in reports):
+        return None
+    serving = [f"{r.status.name} {r.status.fallback_share:.0%}" for r in reports if r.status.fallback_share]
+    missing = [f"{r.status.name}: {m}" for r in reports for reason, m in r.problems
+               if reason == names.REASON_FALLBACK_MODEL_UNAVAILABLE]
+    if serving:
+        return True, names.REASON_SERVING_SMALLER_MODEL, (
+            f"new interactive requests to the smaller model: {', '.join(serving)}")
+    if missing:
+        return False, names.REASON_FALLBACK_MODEL_UNAVAILABLE, "; ".join(missing)
+    return False, names.REASON_MAIN_MODEL_ONLY, "every shard serves the main model only"
+
+
 def cluster_conditions(
     reports: Sequence[ShardReport], previous: Sequence[Condition], now: datetime, generation: int | None
 ) -> list[Condition]:
     conditions = list(previous)
-    for type_, ok, reason, message in _verdicts(reports):
+    smaller = fallback_verdict(reports)
+    verdicts = _verdicts(reports)
+    if smaller is None:
+        conditions = [c for c in conditions if c.type != names.CONDITION_SMALLER_MODEL]
+    else:
+        verdicts.append((names.CONDITION_SMALLER_MODEL, *smaller))
+    for type_, ok, reason, message in verdicts:
         conditions = set_condition(
             conditions, type_, ok, reason=reason, message=message, now=now, generation=generation
         )
