@@ -98,6 +98,27 @@ class ShardSessions:
         return out
 
 
+@dataclass
+class ClassLoad:
+    """One traffic class of a shard (spec.classes), as the gateway and the job queue export it:
+    arrivals (a counter growing at `rate`), the backlog and the oldest queued request's age."""
+
+    labels: dict[str, str]
+    rate: float = 0.0
+    backlog: float = 0.0
+    oldest_seconds: float = 0.0
+    requests: float = 0.0
+    last: float = field(default_factory=time.time)
+
+    def advance(self, now: float) -> None:
+        self.requests += self.rate * max(0.0, now - self.last)
+        self.last = now
+
+    def values(self) -> dict[str, float]:
+        return {names.CLASS_REQUESTS_METRIC: self.requests, names.CLASS_BACKLOG_METRIC: self.backlog,
+                names.CLASS_OLDEST_METRIC: self.oldest_seconds}
+
+
 class TrafficServer:
     """A ThreadingHTTPServer on a free loopback port answering `/metrics` in Prometheus text."""
 
@@ -106,6 +127,7 @@ class TrafficServer:
         self._shards: dict[tuple[str, str, str], ShardLoad] = {}
         self._streams: dict[tuple[str, str, str, str], tuple[dict[str, str], float]] = {}
         self._sessions: dict[tuple[str, str, str], ShardSessions] = {}
+        self._classes: dict[tuple[str, str, str, str], ClassLoad] = {}
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
@@ -156,8 +178,25 @@ class TrafficServer:
             self._sessions[(namespace, cluster, shard)] = ShardSessions(
                 shard_labels(namespace, cluster, shard, model), lengths, per_second)
 
+    def set_class(self, namespace: str, cluster: str, shard: str, traffic_class: str, *, model: str,
+                  rate: float | None = None, backlog: float | None = None,
+                  oldest_seconds: float | None = None) -> None:
+        """A class's voxscale_class_* series from now on (docs/classes.md); arrivals keep counting."""
+        with self._lock:
+            key = (namespace, cluster, shard, traffic_class)
+            load = self._classes.get(key)
+            if load is None:
+                labels = shard_labels(namespace, cluster, shard, model)
+                load = self._classes[key] = ClassLoad({**labels, names.PROM_LABEL_CLASS: traffic_class})
+            load.advance(time.time())
+            load.rate = load.rate if rate is None else rate
+            load.backlog = load.backlog if backlog is None else backlog
+            load.oldest_seconds = load.oldest_seconds if oldest_seconds is None else oldest_seconds
+
     def forget(self, namespace: str) -> None:
         with self._lock:
+            for key in [k for k in self._classes if k[0] == namespace]:
+                del self._classes[key]
             for key in [k for k in self._shards if k[0] == namespace]:
                 del self._shards[key]
             for pod in [k for k in self._streams if k[0] == namespace]:
@@ -174,6 +213,10 @@ class TrafficServer:
                 load.advance(now)
             streams = list(self._streams.values())
             sessions = list(self._sessions.values())
+            classes = list(self._classes.values())
+            for c in classes:
+                c.advance(now)
+            class_values = [(c.labels, c.values()) for c in classes]
         latencies = [load.latency_at(now) for load in loads]
         for name, kind in _FAMILIES:
             lines.append(f"# TYPE {name} {kind}")
@@ -186,9 +229,17 @@ class TrafficServer:
             lines.append(f"# TYPE {names.STREAM_DURATION_METRIC} histogram")
             for s in sessions:
                 lines += s.lines(now)
+        for family, kind in _CLASS_FAMILIES if class_values else ():
+            lines.append(f"# TYPE {family} {kind}")
+            lines += [f"{family}{_fmt(labels)} {values[family]:.3f}" for labels, values in class_values]
         return "\n".join(lines) + "\n"
 
 
+_CLASS_FAMILIES = (
+    (names.CLASS_REQUESTS_METRIC, "counter"),
+    (names.CLASS_BACKLOG_METRIC, "gauge"),
+    (names.CLASS_OLDEST_METRIC, "gauge"),
+)
 _FAMILIES = (
     ("nv_inference_request_success", "counter"),
     ("nv_inference_count", "counter"),

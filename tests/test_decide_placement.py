@@ -248,3 +248,16 @@ def test_a_spot_pool_priced_above_on_demand_is_reported() -> None:
     assert reason == names.REASON_PLACEMENT_INVALID
     assert "Spot pool spot costs 2.5 USD/h, above OnDemand pool on-demand at 1.2" in text
     assert placement_problems(_policy()) == []
+
+
+def test_warming_spot_pods_held_short_by_the_hysteresis_still_count_for_the_deadline() -> None:
+    pools, overflow = Pools({"on-demand": 8, "spot": 8}), {}
+    policy = _policy(cap=4)
+    _steady(pools, policy, AT_RISK, overflow)
+    pools.nodes["spot"], pools.ready["spot"], pools.warming["spot"] = 2, 0, 2  # replacements warming
+    placed = _tick(pools, policy, AT_RISK, overflow)
+    assert overflow == {"offline": 4}
+    pools.ready["spot"], pools.warming["spot"] = 0, 2  # still warming at the next read
+    placed = _tick(pools, policy, AT_RISK, overflow)  # active: 6 short until Ready, cap 4
+    assert placed.by_class["offline"] == {"spot": 6, "on-demand": 4}
+    assert names.REASON_OVERFLOW_CAPPED not in dict(placed.problems), "2 spot + 4 on-demand meet it"

@@ -18,7 +18,15 @@ from voxscale_lab.devcluster import components as c
 from voxscale_lab.devcluster import process
 from voxscale_lab.devcluster.pki import IDENTITIES, write_pki
 from voxscale_lab.devcluster.stages import WARMUP_EXPRESSION, pod_stages
-from voxscale_lab.devcluster.topology import KWOK_NODE_ANNOTATION, NodeShape, Topology, node_manifests
+from voxscale_lab.devcluster.topology import (
+    CAPACITY_TYPE_LABEL,
+    KWOK_NODE_ANNOTATION,
+    PRICE_ANNOTATION,
+    NodeShape,
+    PricedPool,
+    Topology,
+    node_manifests,
+)
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
@@ -149,3 +157,21 @@ def test_wait_until_names_the_component_that_died(tmp_path: Path) -> None:
     proc = process.start("crasher", ["bash", "-c", "echo boom; exit 3"], tmp_path / "c.log")
     with pytest.raises(process.ClusterError, match=r"crasher exited while waiting for godot[\s\S]*boom"):
         process.wait_until("godot", lambda: False, timeout=30, procs=[proc])
+
+
+def test_a_priced_spot_pool_is_labelled_tainted_priced_and_matches_its_placement_pool() -> None:
+
+    pool = PricedPool("spot", 3, "eu-west", "eu-west-a", spot=True, price_per_hour=0.4)
+    nodes = pool.manifests()
+    assert [n["metadata"]["name"] for n in nodes] == ["spot-0", "spot-1", "spot-2"]
+    node = nodes[0]
+    assert node["metadata"]["labels"][CAPACITY_TYPE_LABEL] == "spot"
+    assert node["metadata"]["annotations"][PRICE_ANNOTATION] == "0.4"
+    placement = pool.placement_pool()
+    assert placement["nodeSelector"].items() <= node["metadata"]["labels"].items()
+    (taint,) = node["spec"]["taints"]
+    (toleration,) = placement["tolerations"]
+    assert (toleration["key"], toleration["effect"]) == (taint["key"], taint["effect"])
+    on_demand = PricedPool("od", 1, "eu-west", "eu-west-a", price_per_hour=1.2)
+    assert "spec" not in on_demand.manifests()[0] and "tolerations" not in on_demand.placement_pool()
+    assert [n["metadata"]["name"] for n in pool.manifests(start=2)] == ["spot-2"]

@@ -115,16 +115,17 @@ class _Ledger:
     warming: dict[str, int]
     asked: dict[str, int] = field(default_factory=dict)
 
-    def take_short(self, pool: str, share: int, *, until_ready: bool) -> int:
+    def take_short(self, pool: str, share: int, *, until_ready: bool) -> tuple[int, int]:
         """How many of `share` the pool does not serve: its Pending pods, and while an overflow
-        is active its warming ones too (a spot pod counts again only once Ready)."""
-        short = min(share, self.pending.get(pool, 0))
-        self.pending[pool] = self.pending.get(pool, 0) - short
+        is active its warming ones too (a spot pod counts again only once Ready). Returns
+        (short, of which Pending)."""
+        pending = min(share, self.pending.get(pool, 0))
+        self.pending[pool] = self.pending.get(pool, 0) - pending
+        more = 0
         if until_ready:
-            more = min(share - short, self.warming.get(pool, 0))
+            more = min(share - pending, self.warming.get(pool, 0))
             self.warming[pool] = self.warming.get(pool, 0) - more
-            short += more
-        return short
+        return pending + more, pending
 
     def ask(self, pool: str, n: int) -> None:
         self.asked[pool] = self.asked.get(pool, 0) + n
@@ -191,11 +192,11 @@ def _place_class(  # noqa: PLR0917 (one class's inputs, unpacked by place())
     first, rest = c.pools[0], c.pools[1:]
     ledger.ask(first, share)
     split = {first: share}
-    short = ledger.take_short(first, share, until_ready=before > 0)
+    short, pending = ledger.take_short(first, share, until_ready=before > 0)
     head = f"placement {c.name}: {share} on {first}"
     if short == 0 or not rest:
-        pending = f" ({short} not placed: no further pool listed)" if short else ""
-        return split, 0, [head + pending], []
+        unplaced = f" ({short} not placed: no further pool listed)" if short else ""
+        return split, 0, [head + unplaced], []
     serving = share - short
     gate, why = _gate(c, need, policy, serving=serving, batch_rps=batch_rps, active=before > 0)
     if not gate:
@@ -220,13 +221,17 @@ def _place_class(  # noqa: PLR0917 (one class's inputs, unpacked by place())
         trouble.append((names.REASON_OVERFLOW, f"class {c.name}: {moved} replica(s) on {where} while"
                         f" {first} cannot place them ({why})"))
     if remaining and c.kind == "Batch":
-        met, after = _finishes(need, c, serving + moved, batch_rps)
+        # Judged on what will serve: the first pool's scheduled pods (warming ones too) and the
+        # overflow. The hysteresis above counts warming spot pods as short only to keep the
+        # overflow until they are Ready; they are not missing from the deadline's arithmetic.
+        placed = share - pending
+        met, after = _finishes(need, c, placed + moved, batch_rps)
         cap = f"maxOnDemandReplicas {c.max_on_demand}"
         lines.append(f"placement {c.name}: {cap} reached, {remaining} not placed; {after}")
         if not met:
             trouble.append((names.REASON_OVERFLOW_CAPPED, (
                 f"class {c.name}: the {c.deadline_seconds or 0:g} s deadline cannot be met: {first}"
-                f" places {serving} of {share}, on-demand overflow is capped at {cap}, and {after};"
+                f" places {placed} of {share}, on-demand overflow is capped at {cap}, and {after};"
                 f" raise {cap}, add {first} capacity, or lengthen deadlineSeconds")))
     return split, moved, lines, trouble
 
@@ -296,7 +301,9 @@ def pool_problems(policy: PlacementPolicy, pods: Mapping[str, PoolPods]) -> list
             continue
         why = pp.pending_reason or "unschedulable"
         hint = ""
-        if "didn't match" in why or "did not match" in why:
+        # "didn't match" alone: no node of the pool is there at all. Beside "Insufficient
+        # nvidia.com/gpu" it is only the other pools' nodes, and the pool is merely full.
+        if "didn't match" in why and "Insufficient" not in why:
             hint = ("; no node matches the pool's nodeSelector and the shard's region: check"
                     f" spec.placement.pools[{p.name}].nodeSelector and its tolerations")
         out.append((names.REASON_POOL_PENDING,

@@ -84,3 +84,50 @@ def node_manifests(topology: Topology = Topology()) -> list[dict[str, Any]]:
             for i in range(topology.cpu_nodes_per_region)
         ]
     return nodes
+
+
+# Priced node pools (spec.placement; docs/placement.md): GPU nodes labelled with their capacity
+# type and tainted when spot, as a cloud's node groups are (e.g. EKS's
+# eks.amazonaws.com/capacityType, GKE's cloud.google.com/gke-spot), with their hourly price.
+CAPACITY_TYPE_LABEL = "lab.voxscale.io/capacity-type"
+POOL_LABEL = "lab.voxscale.io/pool"
+PRICE_ANNOTATION = "lab.voxscale.io/price-per-hour"
+SPOT_TAINT = {"key": "lab.voxscale.io/spot", "value": "true", "effect": "NoSchedule"}
+
+
+@dataclass(frozen=True)
+class PricedPool:
+    """`count` GPU nodes of one pool in one zone: `<name>-<i>`, spot ones tainted."""
+
+    name: str
+    count: int
+    region: str
+    zone: str
+    spot: bool = False
+    price_per_hour: float = 1.0
+    shape: NodeShape = NodeShape()
+
+    def node_names(self) -> list[str]:
+        return [f"{self.name}-{i}" for i in range(self.count)]
+
+    def manifests(self, start: int = 0) -> list[dict[str, Any]]:
+        """Node objects `<name>-<start>` … `<name>-<count - 1>`."""
+        out = []
+        for name in self.node_names()[start:]:
+            node = _node(name, self.region, self.zone, self.shape)
+            node["metadata"]["labels"].update({
+                CAPACITY_TYPE_LABEL: "spot" if self.spot else "on-demand", POOL_LABEL: self.name})
+            node["metadata"]["annotations"][PRICE_ANNOTATION] = f"{self.price_per_hour:g}"
+            if self.spot:
+                node["spec"] = {"taints": [dict(SPOT_TAINT)]}
+            out.append(node)
+        return out
+
+    def placement_pool(self) -> dict[str, Any]:
+        """The spec.placement pool that runs on these nodes."""
+        pool: dict[str, Any] = {"name": self.name, "nodeSelector": {POOL_LABEL: self.name},
+                                "pricePerHour": self.price_per_hour,
+                                "capacityType": "Spot" if self.spot else "OnDemand"}
+        if self.spot:
+            pool["tolerations"] = [{"key": SPOT_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
+        return pool
