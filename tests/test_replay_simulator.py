@@ -118,3 +118,16 @@ def test_the_default_profile_batches_within_published_gains_and_meets_its_slo() 
     loads = profile.latency_at_load()
     assert list(loads) == ["50%", "70%", "85%", "95%"]
     assert loads["50%"] < loads["70%"] < loads["85%"] < loads["95%"]
+
+
+def test_the_replay_table_prices_replica_hours_in_currency_only_when_given_a_price() -> None:
+    from voxscale_lab.replay.report import Score, markdown, priced
+
+    s = Score("nyc", "voxscale", 120.0, 1.0, 0.5, replica_hours=100.0, scale_events_per_hour=2.0)
+    plain = markdown([s])
+    assert "cost" not in plain and "| 100.0 |" in plain
+    (cost,) = priced([s], 1.2, "EUR")
+    assert cost.cost == 120.0
+    table = markdown([cost])
+    assert "| replica-h | cost (EUR) |" in table and "| 100.0 | 120.00 |" in table
+    assert table.splitlines()[1].count("|") == plain.splitlines()[1].count("|") + 1

@@ -10,7 +10,7 @@ from typing import Any
 from voxscale_lab.capacity import load_profile
 from voxscale_lab.replay.plot import plot_runs
 from voxscale_lab.replay.policies import POLICY_NAMES
-from voxscale_lab.replay.report import markdown, score, to_json, with_oracle_ratio
+from voxscale_lab.replay.report import markdown, priced, score, to_json, with_oracle_ratio
 from voxscale_lab.replay.runner import Scenario, load, replay
 from voxscale_lab.replay.workload import trace_paths
 
@@ -34,6 +34,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--target-utilization", type=float, default=0.7)
     p.add_argument("--profile", default=None, help="capacity profile JSON (default: packaged)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--price-per-replica-hour", type=float, default=1.20,
+                   help="what one replica-hour costs (default 1.20, an on-demand GPU of the lab's"
+                   " pools); the cost column is replica-h × this: one shard, one class, one pool,"
+                   " so no spot/on-demand split is modelled. 0 leaves the cost out")
+    p.add_argument("--currency", default="USD", help="ISO code printed with the cost")
     p.add_argument("--out", default="replay-out", help="folder for table.md, scores.json, PNGs")
     p.set_defaults(func=run)
 
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                   percentile=profile.percentile)
         print(f"{workload.name}: {workload.seconds / 86400:.2f} days × {len(runs)} policies"
               f" in {time.perf_counter() - started:.1f} s")
-    scores = with_oracle_ratio(scores)
+    scores = priced(with_oracle_ratio(scores), args.price_per_replica_hour or None, args.currency)
     table = markdown(scores)
     (out / "table.md").write_text(table + "\n")
     (out / "scores.json").write_text(to_json(scores) + "\n")

@@ -1,4 +1,9 @@
-"""Score replay runs: SLO-violation minutes and requests, replica-hours, cost vs the oracle."""
+"""Score replay runs: SLO-violation minutes and requests, replica-hours and their cost, vs the oracle.
+
+Cost is replica-hours × one price per replica-hour (`voxscale replay --price-per-replica-hour`):
+the replay simulates one shard of one class on one node pool, so there is no spot/on-demand
+split to price (docs/placement.md says how the operator prices pools).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,18 @@ class Score:
     scale_events_per_hour: float
     oracle_ratio: float | None = None
     hours: float = 0.0
+    cost: float | None = None
+    """replica_hours × the price per replica-hour, when one was given."""
+    currency: str = "USD"
+
+
+def priced(
+    scores: Sequence[Score], price_per_replica_hour: float | None, currency: str = "USD"
+) -> list[Score]:
+    """Each score with its cost at one price per replica-hour (None: unpriced, as before)."""
+    if price_per_replica_hour is None:
+        return list(scores)
+    return [replace(s, cost=s.replica_hours * price_per_replica_hour, currency=currency) for s in scores]
 
 
 def score(run: Run, slo_ms: float, percentile: float) -> Score:
@@ -59,13 +76,17 @@ def with_oracle_ratio(scores: Sequence[Score]) -> list[Score]:
 
 
 def markdown(scores: Sequence[Score]) -> str:
+    """The table; a cost column after replica-h when the scores are priced."""
+    currency = next((s.currency for s in scores if s.cost is not None), None)
+    cost_head, cost_rule = (f" | cost ({currency})", "---:|") if currency else ("", "")
     head = (
-        "| trace | W (s) | policy | SLO-violation min % | violating req % | replica-h "
-        "| × oracle | scale events/h |\n|---|---:|---|---:|---:|---:|---:|---:|"
+        f"| trace | W (s) | policy | SLO-violation min % | violating req % | replica-h{cost_head} "
+        f"| × oracle | scale events/h |\n|---|---:|---|---:|---:|---:|{cost_rule}---:|---:|"
     )
     rows = [
         f"| {s.trace} | {s.warmup_seconds:g} | {s.policy} | {s.violation_minutes_pct:.2f} "
-        f"| {s.violating_requests_pct:.2f} | {s.replica_hours:.1f} "
+        f"| {s.violating_requests_pct:.2f} | {s.replica_hours:.1f}"
+        f"{f' | {s.cost:.2f}' if currency and s.cost is not None else ''} "
         f"| {'–' if s.oracle_ratio is None else f'{s.oracle_ratio:.2f}'} "
         f"| {s.scale_events_per_hour:.1f} |"
         for s in scores
