@@ -78,6 +78,8 @@ def test_spot_exhausted_overflows_batch_to_on_demand_then_returns_when_spot_is_r
     status = c.tick(_metrics(400_000))
     assert (c.kube.replicas[ON_DEMAND], c.kube.replicas[SPOT]) == (6, 6)
     assert status.shards[0].scaler_state.overflow == {"offline": 4}
+    assert REGISTRY.get_sample_value("voxscale_placement_overflow_replicas", {
+        "namespace": "speech", "cluster": "asr", "shard": "eu-en", "class": "offline"}) == 4
     reasons = [r for _, r, _ in c.kube.events]
     assert names.REASON_OVERFLOW in reasons and names.REASON_POOL_PENDING in reasons
     degraded = next(x for x in status.conditions if x.type == names.CONDITION_DEGRADED)

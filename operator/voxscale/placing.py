@@ -135,4 +135,5 @@ def with_placement(status: ShardStatus, placed: Placement, pods: PooledPods) -> 
 
 
 def export(namespace: str, cluster: str, shard: str, placed: Placement) -> None:
-    telemetry.export_cost(namespace, cluster, shard, placed.pool_cost)
+    overflow = {name: placed.overflow.get(name, 0) for name in placed.by_class}
+    telemetry.export_cost(namespace, cluster, shard, placed.pool_cost, overflow)

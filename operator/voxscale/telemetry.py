@@ -58,6 +58,11 @@ COST = Gauge(
     "voxscale_cost_per_hour",
     "spec.placement: what the shard's scheduled replicas on a pool cost per hour (price × pods)", _POOL,
 )
+OVERFLOW = Gauge(
+    "voxscale_placement_overflow_replicas",
+    "spec.placement: a class's replicas beyond its first pool (e.g. batch on on-demand while spot is short)",
+    _CLASS,
+)
 TICK = Histogram(
     "voxscale_tick_duration_seconds",
     "Duration of one SpeechCluster tick",
@@ -116,10 +121,14 @@ def export_shard(
         METRIC_FAILURES.labels(*key).inc()
 
 
-def export_cost(namespace: str, cluster: str, shard: str, pool_cost: dict[str, float]) -> None:
-    """spec.placement: each pool's cost per hour for the shard."""
+def export_cost(namespace: str, cluster: str, shard: str, pool_cost: dict[str, float],
+                overflow: dict[str, int] | None = None) -> None:
+    """spec.placement: each pool's cost per hour for the shard, and each class's overflow (0 when
+    it runs on its first pool)."""
     for pool, cost in pool_cost.items():
         COST.labels(namespace, cluster, shard, pool).set(cost)
+    for name, replicas in (overflow or {}).items():
+        OVERFLOW.labels(namespace, cluster, shard, name).set(replicas)
 
 
 def count_scale(namespace: str, cluster: str, shard: str, before: int, after: int) -> None:
@@ -147,6 +156,7 @@ _SERIES: tuple[tuple[MetricWrapperBase, tuple[str, ...]], ...] = (
     (CLASS_REQUIRED_RATE, _CLASS),
     (CLASS_AT_RISK, _CLASS),
     (COST, _POOL),
+    (OVERFLOW, _CLASS),
     (FALLBACK_SHARE, _SHARD),
     (TICK, ("namespace", "cluster")),
 )
