@@ -242,6 +242,37 @@ def test_only_children_of_shards_left_out_are_deleted_in_the_background() -> Non
     assert all(c.query["propagationPolicy"] == "Background" for c in deletes)
 
 
+def test_a_kept_shards_deployment_no_longer_rendered_is_deleted_and_its_other_children_kept() -> None:
+    def answer(call: Call) -> Answer:
+        if call.method == "DELETE":
+            return 200, {"kind": "Status"}
+        kind = call.path.rsplit("/", 1)[1]
+        names_ = ["asr-eu-en"]
+        if kind == "deployments":
+            names_ += ["asr-eu-en-spot", "asr-eu-en-on-demand"]
+        items = [{"metadata": {"name": n, "labels": {names.LABEL_SHARD: "eu-en"}}} for n in names_]
+        return 200, {"kind": "List", "items": items}
+
+    kube, server = _kube(answer)
+    rendered = {"asr-eu-en-spot", "asr-eu-en-on-demand"}  # spec.placement added: the one-pool Deployment goes
+    assert kube.delete_shards_except("speech", "asr", {"eu-en"}, rendered) == []
+    deletes = [c.path for c in server.calls if c.method == "DELETE"]
+    assert deletes == ["/apis/apps/v1/namespaces/speech/deployments/asr-eu-en"]
+
+
+def test_a_shard_on_a_pool_is_read_by_its_pool_deployment_and_selector() -> None:
+    def answer(call: Call) -> Answer:
+        if call.path.endswith("/deployments/asr-eu-en-spot"):
+            return 200, {"kind": "Deployment", "metadata": {"uid": "d-2"}, "spec": {"replicas": 2}}
+        return 200, {"kind": "PodList", "items": [_pod("a", "True")]}
+
+    kube, server = _kube(answer)
+    pods = kube.read_pool("speech", "asr", "eu-en", "spot")
+    assert (pods.spec_replicas, pods.counts.ready, pods.counts.warming) == (2, 1, 0)
+    selector = ",".join(f"{k}={v}" for k, v in names.pool_selector_labels("asr", "eu-en", "spot").items())
+    assert server.calls[1].query["labelSelector"] == selector
+
+
 def test_hpas_are_read_as_deployment_to_hpa_name() -> None:
     hpas = [{"metadata": {"name": name}, "spec": {"scaleTargetRef": {"kind": kind, "name": target}}}
             for name, kind, target in (("h1", "Deployment", "asr-eu-en"), ("h2", "StatefulSet", "db"))]
