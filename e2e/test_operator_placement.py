@@ -44,7 +44,9 @@ def pools(kubectl: Kubectl) -> Iterator[None]:
     kubectl.apply(*SPOT.manifests(), *ON_DEMAND.manifests())
     eventually("priced pool nodes Ready", lambda: _ready_nodes(kubectl) == 16, timeout=90)
     yield
-    kubectl.run("delete", "nodes", *SPOT.node_names(), *ON_DEMAND.node_names(), "--wait=false", check=False)
+    # Waited for: untainted GPU nodes of eu-west left behind would take later modules' pods.
+    kubectl.run("delete", "nodes", *SPOT.node_names(), *ON_DEMAND.node_names(), "--ignore-not-found",
+                "--timeout=60s", check=False)
 
 
 def _ready_nodes(kubectl: Kubectl) -> int:
