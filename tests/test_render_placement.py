@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.helpers import example_doc, spec_with
+from tests.helpers import ROOT, example_doc, spec_with
 from voxscale import names
+from voxscale.decide.placement import PlacementPolicy, placement_problems
+from voxscale.manifest import load_manifest
 from voxscale.render import Owner, render_shard
 from voxscale.render.crd import render_crd
 
@@ -110,3 +112,13 @@ def test_the_crd_carries_the_placement_cel_rules() -> None:
     rules = json.dumps(render_crd())
     assert "placement pool names must be unique" in rules
     assert "every pool a class names must be declared in spec.placement.pools" in rules
+
+
+def test_the_placement_example_is_valid_priced_sanely_and_renders_two_deployments_per_shard() -> None:
+    loaded = load_manifest(ROOT / "examples" / "placement-speechcluster.yaml")
+    spec = loaded.spec
+    policy = PlacementPolicy.from_spec(spec)
+    assert policy is not None and placement_problems(policy) == []
+    for shard in spec.shards:
+        deps = _deployments(render_shard(OWNER, spec, shard))
+        assert sorted(deps) == [f"asr-{shard.name}-on-demand", f"asr-{shard.name}-spot"]
