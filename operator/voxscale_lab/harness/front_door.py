@@ -38,6 +38,7 @@ STREAM_TIMEOUT = "10m"
 # Names and values go into haproxy.cfg unquoted: refuse anything HAProxy's parser treats
 # specially (spaces, '#', quotes, '$', parentheses) rather than escape it.
 _SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]*$")
 _DURATION_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
 _SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -62,6 +63,21 @@ class Switch:
 
     backend: str
     headers: tuple[tuple[str, str], ...]
+    path: str | None = None
+    """An Exact path match (the fallback's infer rule); None matches any path."""
+    rule: str = ""
+    """The rule the match belongs to (several rules may share one backend: the same Service)."""
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A weighted backendRef with a URLRewrite: `weight` of `total` of the rule's requests get
+    their path replaced by `path` (spec.model.fallback: the smaller model's infer path)."""
+
+    rule: str
+    path: str
+    weight: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ class Plan:
     services: Mapping[str, str]
     """Rule -> the backendRef it names ("<service>:<port>"): what the endpoints stand in for."""
     session: Session | None
+    rewrites: tuple[Rewrite, ...] = ()
 
 
 def _safe(what: str, value: str) -> str:
@@ -110,11 +127,24 @@ def duration_seconds(duration: str) -> float:
     return sum(int(n) * _SECONDS[u] for n, u in parts)
 
 
-def _headers(match: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _path(match: Mapping[str, Any]) -> str | None:
+    """An Exact path match's value; None for none (or the default PathPrefix "/")."""
     path = match.get("path")
+    if path is None or path == {"type": "PathPrefix", "value": "/"}:
+        return None
+    if path.get("type") != "Exact":
+        raise UnsupportedRouteError(f"match {dict(match)}: only Exact path matches are translated")
+    value = str(path["value"])
+    if not _SAFE_PATH.match(value):
+        raise UnsupportedRouteError(f"path {value!r}: the local front door accepts only [A-Za-z0-9_./-]")
+    return value
+
+
+def _headers(match: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     others = set(match) - {"headers", "path"}
-    if others or (path is not None and path != {"type": "PathPrefix", "value": "/"}):
-        raise UnsupportedRouteError(f"match {dict(match)}: only header matches are translated")
+    if others:
+        raise UnsupportedRouteError(f"match {dict(match)}: only header matches (and an Exact path)"
+                                    " are translated")
     out = []
     for header in match.get("headers", []):
         if header.get("type", "Exact") != "Exact":
@@ -142,24 +172,49 @@ def plan(route: Mapping[str, Any]) -> Plan:
     kind, meta, rules = route["kind"], route["metadata"], route["spec"]["rules"]
     if kind not in ("HTTPRoute", "GRPCRoute"):
         raise UnsupportedRouteError(f"{kind}: the local front door translates HTTPRoute and GRPCRoute")
-    switches: list[tuple[int, int, Switch]] = []
+    switches: list[tuple[int, int, int, Switch]] = []
     services: dict[str, str] = {}
+    rewrites: list[Rewrite] = []
     for rule in rules:
-        backend = _safe("rule name", rule["name"])
-        [ref] = rule["backendRefs"]
-        services[backend] = f"{ref['name']}:{ref['port']}"
+        name = _safe("rule name", rule["name"])
+        service, rule_rewrites = _backend_refs(name, rule["backendRefs"])
+        # Rules to the same Service share its backend (one stick table, one set of workers).
+        backend = next((b for b, s in services.items() if s == service), name)
+        services.setdefault(backend, service)
+        rewrites += rule_rewrites
         for match in rule.get("matches", []):
-            headers = _headers(match)
-            # Most header matches first; Python's sort is stable, so ties keep rule order.
-            switches.append((-len(headers), len(switches), Switch(backend, headers)))
+            headers, path = _headers(match), _path(match)
+            # Gateway API precedence: an Exact path first, then most header matches; Python's
+            # sort is stable, so ties keep rule order.
+            key = (0 if path else 1, -len(headers), len(switches))
+            switches.append((*key, Switch(backend, headers, path, name)))
     return Plan(
         route=f"{kind} {meta.get('namespace', 'default')}/{meta['name']}",
         h2=kind == "GRPCRoute",
-        switches=tuple(s for _, _, s in sorted(switches, key=lambda t: (t[0], t[1]))),
+        switches=tuple(s for *_, s in sorted(switches, key=lambda t: t[:3])),
         backends=tuple(services),
         services=services,
         session=_session(rules),
+        rewrites=tuple(rewrites),
     )
+
+
+def _backend_refs(rule: str, refs: Sequence[Mapping[str, Any]]) -> tuple[str, list[Rewrite]]:
+    """The one Service a rule's backendRefs name, and their weighted path rewrites: several refs
+    must name the same Service (the proxy splits by rewriting the path, not by backend)."""
+    service = {f"{ref['name']}:{ref['port']}" for ref in refs}
+    if len(service) != 1:
+        raise UnsupportedRouteError(f"rule {rule}: backendRefs to several Services are not translated")
+    total = sum(int(ref.get("weight", 1)) for ref in refs)
+    out = []
+    for ref in refs:
+        filters = ref.get("filters", [])
+        for f in filters:
+            path = f.get("urlRewrite", {}).get("path", {})
+            if f.get("type") != "URLRewrite" or path.get("type") != "ReplaceFullPath":
+                raise UnsupportedRouteError(f"rule {rule}: only URLRewrite ReplaceFullPath is translated")
+            out.append(Rewrite(rule, str(path["replaceFullPath"]), int(ref.get("weight", 1)), total))
+    return service.pop(), out
 
 
 def backend_name(rule: str) -> str:
@@ -179,11 +234,33 @@ def _frontend(p: Plan, listen: str) -> list[str]:
         f"    # {p.route}: one use_backend per match, most header matches first (Gateway API precedence)",
         f"    bind {listen}" + (" proto h2" if p.h2 else ""),
     ]
+    lines += _rewrites(p)
     for switch in p.switches:
+        if switch.path is not None:  # matched before any rewrite, by _rewrites
+            rule = f"{{ var(txn.rule) -m str {switch.rule} }}"
+            lines.append(f"    use_backend {backend_name(switch.backend)} if {rule}")
+            continue
         conditions = " ".join(f"{{ req.hdr({h}) -m str {v} }}" for h, v in switch.headers)
         condition = f" if {conditions}" if conditions else ""
         lines.append(f"    use_backend {backend_name(switch.backend)}{condition}")
     lines.append(f"    default_backend {NO_ROUTE_BACKEND}")
+    return lines
+
+
+def _rewrites(p: Plan) -> list[str]:
+    """Path matches and weighted rewrites (spec.model.fallback): the first path match in
+    precedence order names the winning rule in a variable, so only that rule's weights apply;
+    `rand(total) lt weight` sends weight/total of its requests to the rewritten path."""
+    lines = []
+    for s in p.switches:
+        if s.path is not None:
+            headers = "".join(f" {{ req.hdr({h}) -m str {v} }}" for h, v in s.headers)
+            lines.append(f"    http-request set-var(txn.rule) str({s.rule}) if !{{ var(txn.rule) -m found }}"
+                         f" {{ path {s.path} }}{headers}")
+    for r in p.rewrites:
+        if r.weight > 0:
+            lines.append(f"    http-request set-path {r.path} if {{ var(txn.rule) -m str {r.rule} }}"
+                         f" {{ rand({r.total}) lt {r.weight} }}")
     return lines
 
 

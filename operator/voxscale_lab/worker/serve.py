@@ -79,6 +79,32 @@ def prepare_repository(
     return spec, repository
 
 
+def add_fallback_model(
+    repository: Path, spec: SpeechClusterSpec, model_dir: Path, profile: dict[str, Any] | None = None
+) -> Path:
+    """spec.model.fallback: `model_dir` copied into `repository` under the smaller model's name,
+    with the operator's rendered config.pbtxt (render_fallback_config) and, for the stand-in,
+    `profile` laid over its profile.json (e.g. a shorter batch time, a shared device_lock)."""
+    from voxscale.render.configmap import render_fallback_config
+
+    config = render_fallback_config(spec)
+    if spec.model.fallback is None or config is None:
+        raise ValueError("the spec declares no model.fallback")
+    target = repository / spec.model.fallback.name
+    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("__pycache__", "config.pbtxt"))
+    (target / names.MODEL_CONFIG_FILE).write_text(config)
+    if profile:
+        set_profile(target / str(spec.model.fallback.version), profile)
+    return target
+
+
+def set_profile(version_dir: Path, values: dict[str, Any]) -> None:
+    """Lay `values` over the stand-in's profile.json in `version_dir`."""
+    path = version_dir / "profile.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**data, **values}, indent=2))
+
+
 class Worker:
     """One tritonserver process; `start()` returns the measured start -> Ready seconds."""
 
