@@ -6,6 +6,7 @@ every utterance over gRPC and prints WER per voice, overall WER and the real-tim
 
     apt-get install -y flite
     .venv/bin/python workers/wer.py [--sentences 20] [--json out.json]
+    .venv/bin/python workers/wer.py --decoder ds=2 --decoder fwdflat=false   # a smaller setting
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from voxscale_lab.worker.serve import Worker, worker_spec
 from voxscale_lab.worker.triton import free_ports
@@ -22,16 +24,37 @@ from voxscale_lab.worker.wer import SENTENCES, VOICES, report, synthesize, trans
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "asr-reference"
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """'ds=2' -> ('ds', 2); 'beam=1e-20' -> float; 'fwdflat=false' -> False."""
+    key, _, raw = text.partition("=")
+    if not key or not raw:
+        raise SystemExit(f"--decoder {text!r}: expected KEY=VALUE")
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
     parser.add_argument("--json", type=Path, help="write the figures and every transcript here")
+    parser.add_argument("--decoder", action="append", default=[], metavar="KEY=VALUE",
+                        help="a pocketsphinx Decoder option (repeatable), written to decoder.json")
     args = parser.parse_args()
+    decoder = dict(parse_option(o) for o in args.decoder)
     with tempfile.TemporaryDirectory(prefix="voxscale-wer-") as tmp:
         utterances = [u for u in synthesize(Path(tmp)) if u.text in SENTENCES[: args.sentences]]
     with Worker(MODEL_DIR, worker_spec(MODEL_DIR.name), free_ports()) as worker:
+        if decoder:
+            (worker.repository / MODEL_DIR.name / "1" / "decoder.json").write_text(json.dumps(decoder))
         ready = worker.start(ready_timeout=600)
         transcripts = transcribe_all(worker.grpc_url, MODEL_DIR.name, utterances)
     figures = report(transcripts)
@@ -47,6 +70,7 @@ def main() -> int:
     print(
         f"WER {100 * figures['wer']:.1f} %, real-time factor {figures['rtf']:.2f} "
         "(end to end through Triton, one request at a time)"
+        + (f"; decoder {json.dumps(decoder, sort_keys=True)}" if decoder else "; decoder defaults")
     )
     if args.json:
         rows = [

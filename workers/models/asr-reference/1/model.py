@@ -20,10 +20,24 @@ SPLIT_SILENCE_MS = 800
 PAD_MS = 200
 
 
+def decoder_settings(model_dir: str, version: str) -> dict[str, Any]:
+    """`<model_dir>/<version>/decoder.json`, if present: pocketsphinx Decoder options (e.g. a
+    narrower beam, frame downsampling `ds`, no second pass `fwdflat`) that make a smaller, faster
+    and less accurate model of the same weights (the fallback's stand-in, docs/fallback.md)."""
+    import json
+    import os
+
+    path = os.path.join(model_dir, version, "decoder.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return dict(json.load(f))
+
+
 class Recognizer:
     """VAD then decode each speech segment; usable with or without Triton."""
 
-    def __init__(self) -> None:
+    def __init__(self, decoder: dict[str, Any] | None = None) -> None:
         import torch
         from pocketsphinx import Decoder
         from silero_vad import load_silero_vad
@@ -32,7 +46,7 @@ class Recognizer:
         torch.set_num_threads(1)
         self._torch = torch
         self._vad = load_silero_vad()
-        self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+        self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **(decoder or {}))
 
     def speech(self, audio: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
         """The speech segments of `audio`, split only at pauses of at least SPLIT_SILENCE_MS.
@@ -73,7 +87,7 @@ class TritonPythonModel:
         return auto_complete_model_config
 
     def initialize(self, args: dict[str, str]) -> None:
-        self.recognizer = Recognizer()
+        self.recognizer = Recognizer(decoder_settings(args["model_repository"], args["model_version"]))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils
