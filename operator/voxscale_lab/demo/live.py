@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from voxscale import names
 from voxscale.k8s import Kube, KubeApiError
 from voxscale.manifest import Manifest, load_manifest
 from voxscale.series import History
-from voxscale_lab.demo.bridge import Bridge
+from voxscale_lab.demo.bridge import Bridge, syncing
 from voxscale_lab.demo.parts import OperatorProcess, backfill_history, install_chart, prometheus
 from voxscale_lab.demo.report import Sample, Summary, summarize, write_plot
 from voxscale_lab.demo.traffic import TIME_SCALE, ShardTrace, Traffic, compressed_window, live_arrivals
@@ -157,29 +154,8 @@ def _bring_up(stack: ExitStack, m: Manifest, opts: DemoOptions, workdir: Path, c
                     worker_spec(m.spec.model.name, m.spec), model_dir=demo_model(workdir),
                     workdir=workdir / "workers", load_seconds=LOAD_SECONDS, sd_file=sd_file)
     stack.callback(bridge.close)
-    stack.enter_context(_syncing(bridge))
+    stack.enter_context(syncing(bridge))
     return Parts(m, series, bridge, kube, operator)
-
-
-@contextmanager
-def _syncing(bridge: Bridge) -> Iterator[None]:
-    """The bridge's sync loop on a thread, stopped (and joined) before the bridge closes."""
-    stop = threading.Event()
-    thread = threading.Thread(target=_sync_loop, args=(bridge, stop), name="bridge-sync", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(30)
-
-
-def _sync_loop(bridge: Bridge, stop: threading.Event) -> None:
-    while not stop.is_set():
-        # An API hiccup must not end the bridge; the next pass retries.
-        with contextlib.suppress(Exception):
-            bridge.sync()
-        stop.wait(1.0)
 
 
 def _status(kube: Kube, m: Manifest) -> dict[str, dict[str, Any]]:
