@@ -27,6 +27,7 @@ ALERTS = {
     "VoxscaleMetricsUnavailable": {"voxscale_metric_failures_total"},
     "VoxscaleFallbackActive": {"voxscale_mode"},
     "VoxscalePodsPendingOnCapacity": {"voxscale_pending_replicas"},
+    "VoxscaleServingSmallerModel": {"voxscale_fallback_share"},
 }
 
 

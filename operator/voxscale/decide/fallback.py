@@ -8,8 +8,8 @@ their SLO rate C is
 
     s = (λ − C) / (λ · (1 − μ_m/μ_f))
 
-e.g. λ = 300 req/s on 4 Ready replicas of μ_m = 60 (C ≈ 212 req/s after the Poisson headroom),
-μ_f = 180: s = 88 / (300 × 2/3) = 0.44, rounded up to 0.45 (the route's weight moves in steps
+e.g. λ = 300 req/s on 4 Ready replicas of μ_m = 60 (C ≈ 207 req/s after the Poisson headroom),
+μ_f = 180: s = 93 / (300 × 2/3) = 0.47, rounded up to 0.50 (the route's weight moves in steps
 of 5 %), and never above maxShare. It enters at once, and is given back only after the Ready
 capacity has needed less for the hold, one `stepDown` per tick: a worker that turns Ready and
 dies loading its model on the first batch would otherwise send the callers back to a breach.
