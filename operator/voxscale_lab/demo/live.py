@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import yaml
 from rich.console import Console
@@ -89,6 +90,7 @@ class Parts:
     bridge: Bridge
     kube: Kube
     operator: OperatorProcess
+    prometheus_url: str
 
 
 def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
@@ -108,7 +110,7 @@ def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
         traffic = Traffic(arrivals, parts.bridge.endpoints, m.spec.model.name, seed=opts.seed)
         stack.callback(traffic.stop)
         traffic.start()
-        samples = _watch(traffic, parts.bridge, parts.kube, m, duration, console)
+        samples = _watch(traffic, parts, duration, console)
         traffic.stop()
         peaks = {s: _peak(h, start, duration) for s, h in parts.series.items()}
         summary = summarize(m, samples, traffic.results, parts.operator.metrics(), peaks, setup_seconds=setup,
@@ -155,15 +157,45 @@ def _bring_up(stack: ExitStack, m: Manifest, opts: DemoOptions, workdir: Path, c
                     workdir=workdir / "workers", load_seconds=LOAD_SECONDS, sd_file=sd_file)
     stack.callback(bridge.close)
     stack.enter_context(syncing(bridge))
-    return Parts(m, series, bridge, kube, operator)
+    return Parts(m, series, bridge, kube, operator, prom.url)
 
 
-def _status(kube: Kube, m: Manifest) -> dict[str, dict[str, Any]]:
+def _read_status(kube: Kube, m: Manifest) -> dict[str, Any]:
     try:
         obj = kube.read_speechcluster(m.namespace, m.name)
     except KubeApiError:  # a hiccup of the API server: the next sample reads it again
         return {}
-    return {s["name"]: s for s in (obj or {}).get("status", {}).get("shards", [])}
+    status: dict[str, Any] = (obj or {}).get("status", {})
+    return status
+
+
+def _status(kube: Kube, m: Manifest) -> dict[str, dict[str, Any]]:
+    return shard_statuses(_read_status(kube, m))
+
+
+def shard_statuses(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in status.get("shards", [])}
+
+
+def streams_query(m: Manifest) -> str:
+    """PromQL: live streams per shard of this SpeechCluster, summed over its workers' gauges."""
+    selector = f'{names.PROM_LABEL_NAMESPACE}="{m.namespace}",{names.PROM_LABEL_CLUSTER}="{m.name}"'
+    return f"sum by ({names.PROM_LABEL_SHARD}) ({names.ACTIVE_STREAMS_METRIC}{{{selector}}})"
+
+
+def shard_streams(answer: dict[str, Any]) -> dict[str, float]:
+    """{shard: live streams} from Prometheus' answer to `streams_query`; empty without the gauge
+    (a shard that is not streaming has no row: the view shows "-", not 0)."""
+    result = answer.get("data", {}).get("result", []) if answer.get("status") == "success" else []
+    return {r["metric"].get(names.PROM_LABEL_SHARD, ""): float(r["value"][1]) for r in result}
+
+
+def _streams(prometheus_url: str, m: Manifest) -> dict[str, float]:
+    try:
+        answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": streams_query(m)}, timeout=2.0)
+        return shard_streams(answer.json())
+    except (httpx.HTTPError, ValueError):  # no answer this sample: the next one asks again
+        return {}
 
 
 def _wait_settled(bridge: Bridge, kube: Kube, m: Manifest, console: Console) -> None:
@@ -181,21 +213,23 @@ def _wait_settled(bridge: Bridge, kube: Kube, m: Manifest, console: Console) -> 
     raise RuntimeError(f"shards not Ready within {READY_TIMEOUT_SECONDS:.0f} s: {bridge.endpoints()}")
 
 
-def _watch(traffic: Traffic, bridge: Bridge, kube: Kube, m: Manifest, duration: float,  # noqa: PLR0917
-           console: Console) -> list[Sample]:
+def _watch(traffic: Traffic, parts: Parts, duration: float, console: Console) -> list[Sample]:
     """Sample the loop every couple of seconds and show it, until the traffic has been sent."""
     samples: list[Sample] = []
+    m = parts.m
     end = time.monotonic() + duration + 15
     with Live(console=console, refresh_per_second=1, transient=False) as live:
         while time.monotonic() < end and not traffic.done:
             now = time.time()
-            status = _status(kube, m)
-            held = bridge.processes()
+            full = _read_status(parts.kube, m)
+            status, streams = shard_statuses(full), _streams(parts.prometheus_url, m)
+            held = parts.bridge.processes()
             for shard in m.spec.shards:
                 samples.append(Sample.of(now - (traffic.started_at or now), shard.name,
                                          status.get(shard.name, {}),
                                          traffic.offered_rate(shard.name, now), held.get(shard.name, 0),
-                                         traffic.recent_p95(shard.name, now)))
-            live.update(render_view(m, samples, now - (traffic.started_at or now), duration))
+                                         traffic.recent_p95(shard.name, now), streams.get(shard.name)))
+            failovers = (full.get("routing") or {}).get("failovers") or []
+            live.update(render_view(m, samples, now - (traffic.started_at or now), duration, failovers))
             time.sleep(SAMPLE_SECONDS)
     return samples

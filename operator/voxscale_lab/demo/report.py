@@ -34,16 +34,19 @@ class Sample:
     mode: str
     term: str
     reason: str
+    streams: float | None = None
+    """Live streams on the shard's workers (their voxscale_active_streams); None: no gauge."""
 
     @classmethod
     def of(cls, t: float, shard: str,  # noqa: PLR0917
             status: dict[str, Any], offered: float | None, held: int,
-           measured_p95_ms: float | None) -> Sample:
+           measured_p95_ms: float | None, streams: float | None = None) -> Sample:
         reasons = status.get("reasons") or [""]
         return cls(t, shard, offered, status.get("observedRate"), status.get("forecastRate"),
                    status.get("observedLatencyMs"), measured_p95_ms, int(status.get("replicas", 0)),
                    int(status.get("readyReplicas", 0)), int(status.get("warmingReplicas", 0)), held,
-                   str(status.get("mode", "-")), str(status.get("winningTerm", "-")), str(reasons[-1]))
+                   str(status.get("mode", "-")), str(status.get("winningTerm", "-")), str(reasons[-1]),
+                   streams)
 
 
 @dataclass(frozen=True)
