@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from voxscale import names, placing, telemetry
+from voxscale import names, placing, readings, telemetry
 from voxscale.api import (
     ScalerState,
     ShardSpec,
@@ -27,7 +27,6 @@ from voxscale.decide import decide, horizon_seconds, record_warmups, restore_sta
 from voxscale.decide.drain import learned_drain
 from voxscale.decide.placement import Placement, PlacementPolicy
 from voxscale.decide.types import (
-    ClassMetrics,
     Decision,
     Forecast,
     Observation,
@@ -35,12 +34,12 @@ from voxscale.decide.types import (
     Policy,
     ShardMetrics,
 )
-from voxscale.decide.victims import rank_scale_in
 from voxscale.forecast import ForecastCache
 from voxscale.history import HistoryStore
 from voxscale.metrics.protocol import MetricsSource, ShardSelector
-from voxscale.pods import ShardPods, scale_in_candidates
+from voxscale.pods import ShardPods
 from voxscale.render.status import ShardReport, cluster_status, shard_status
+from voxscale.scale_in import set_deletion_costs
 from voxscale.series import History
 
 log = logging.getLogger(__name__)
@@ -260,11 +259,12 @@ class Loop:
     async def _observe(
         self, ctx: TickContext, shard: ShardSpec, pods: ShardPodsLike, state: ScalerState, horizon: float
     ) -> tuple[Observation, Forecast | None]:
-        selector = _selector(ctx, shard)
-        metrics = await asyncio.to_thread(ctx.source.observe, selector, ctx.now)
-        metrics, loaded = await asyncio.to_thread(_with_fallback, ctx, selector, metrics)
-        classes = await asyncio.to_thread(_batch_classes, ctx, selector)
-        streams = await asyncio.to_thread(_live_streams, ctx, selector)
+        selector, spec, source, now = _selector(ctx, shard), ctx.spec, ctx.source, ctx.now
+        metrics = await asyncio.to_thread(source.observe, selector, now)
+        metrics, loaded = await asyncio.to_thread(
+            readings.with_fallback, spec, source, selector, metrics, now)
+        classes = await asyncio.to_thread(readings.batch_classes, spec, source, selector, now)
+        streams = await asyncio.to_thread(readings.live_streams, spec, source, selector, now)
         forecast = await self._forecast(ctx, selector, horizon)
         counts = _as_asked(pods.counts, state)
         return Observation(metrics, counts, classes, streams, fallback_loaded=loaded), forecast
@@ -287,7 +287,9 @@ class Loop:
         A failure here does not stop the scale-in (the decision stands, and the victims still
         drain), but the line says that Kubernetes picked them."""
         try:
-            return await asyncio.to_thread(_set_deletion_costs, self.kube, ctx, shard, live, target)
+            return await asyncio.to_thread(
+                set_deletion_costs, self.kube, ctx.source, _selector(ctx, shard),
+                live=live, target=target, now=ctx.now)
         except Exception as err:
             log.warning("deletion costs of %s/%s not set: %s", ctx.ref.name, shard.name, err)
             why = f"{type(err).__name__}: {err}"[:300]
@@ -334,58 +336,6 @@ class Loop:
             quantile=f.quantile,
             method=f.method,
         )
-
-
-def _selector(ctx: TickContext, shard: ShardSpec) -> ShardSelector:
-    """The shard's series; with spec.classes, its Interactive class's (docs/classes.md)."""
-    interactive = ctx.spec.interactive_class
-    return ShardSelector(ctx.ref.namespace, ctx.ref.name, shard.name, ctx.spec.model.name,
-                         traffic_class=interactive.name if interactive else None)
-
-
-def _with_fallback(
-    ctx: TickContext, selector: ShardSelector, main: ShardMetrics
-) -> tuple[ShardMetrics, bool | None]:
-    """spec.model.fallback (blocking): the smaller model's series too, and whether it is loaded.
-
-    Requests moved to it are interactive load the main model's series no longer count, so the
-    rates add (the plan still sizes for all of it at the main model's capacity). Triton exports a
-    model's series only once it is loaded: none while the main model answers means not loaded;
-    with no answer for either, it is not known (None)."""
-    fallback = ctx.spec.model.fallback
-    if fallback is None:
-        return main, None
-    small = ctx.source.observe(replace(selector, model=fallback.name), ctx.now)
-    if not small.usable:
-        return main, (False if main.usable else None)
-
-    def plus(a: float | None, b: float | None) -> float | None:
-        return None if a is None else a + (b or 0.0)
-
-    merged = replace(main, rate=plus(main.rate, small.rate), queue=plus(main.queue, small.queue),
-                     panic_rate=plus(main.panic_rate, small.panic_rate))
-    return merged, True
-
-
-def _batch_classes(ctx: TickContext, selector: ShardSelector) -> tuple[ClassMetrics, ...]:
-    """Each Batch class's reading (blocking); none without spec.classes."""
-    batch = [c.name for c in ctx.spec.classes or () if c.kind == "Batch"]
-    return tuple(ctx.source.class_metrics(selector, name, ctx.now) for name in batch)
-
-
-def _set_deletion_costs(kube: ClusterAPI, ctx: TickContext, shard: ShardSpec, live: int, target: int) -> str:
-    """Read the shard's pods and their live streams, patch each changed deletion cost (blocking)."""
-    ref = ctx.ref
-    selector = ",".join(f"{k}={v}" for k, v in names.selector_labels(ref.name, shard.name).items())
-    streams = ctx.source.pod_streams(_selector(ctx, shard), ctx.now)
-    pods = scale_in_candidates(kube.list_pods(ref.namespace, selector), streams.by_pod)
-    plan = rank_scale_in(pods, len(pods) - target)
-    for name, cost in plan.changed(pods):
-        annotations = {names.ANNOTATION_POD_DELETION_COST: cost}
-        kube.patch_pod(ref.namespace, name, {"metadata": {"annotations": annotations}})
-    unknown = sum(p.streams is None for p in pods)
-    why = f" ({unknown} of {len(pods)} pods without stream data count as busy)" if unknown else ""
-    return f"scale-in {live} → {target}: {plan.summary()}{why}"
 
 
 def _as_asked(live: PodCounts, state: ScalerState) -> PodCounts:
@@ -483,12 +433,8 @@ def stored_status(body: Any) -> SpeechClusterStatus:
         return SpeechClusterStatus()
 
 
-def _live_streams(ctx: TickContext, selector: ShardSelector) -> float | None:
-    """spec.streaming: live streams summed over the pods that report them; None = no data."""
-    if ctx.spec.streaming is None:
-        return None
-    known = ctx.source.pod_streams(selector, ctx.now).by_pod.values()
-    return float(sum(known)) if known else None
+def _selector(ctx: TickContext, shard: ShardSpec) -> ShardSelector:
+    return readings.shard_selector(ctx.ref.namespace, ctx.ref.name, ctx.spec, shard.name)
 
 
 async def _safe(coro: Any, default: Any) -> Any:
