@@ -28,12 +28,14 @@ EXIT_MARGIN_SECONDS = 5
 # kubelet send SIGTERM (after which Triton refuses new requests, mid-stream chunks included).
 # No gauge, no curl, no answer: unknown counts as busy and it waits the whole drain. A worker
 # that is not Ready has not loaded the model, so it holds no stream and stops at once.
+# `date +%s` counts whole seconds, so the loop runs while now <= end: the wait is the whole
+# drain and at most a second more (inside EXIT_MARGIN_SECONDS), never up to a second short.
 STREAM_DRAIN_SCRIPT = """\
 sleep "$1"
 command -v curl >/dev/null 2>&1 || exec sleep "$2"
 curl -sf -m 2 -o /dev/null "http://127.0.0.1:$3/v2/health/ready" || exit 0
 end=$(( $(date +%s) + $2 ))
-while [ "$(date +%s)" -lt "$end" ]; do
+while [ "$(date +%s)" -le "$end" ]; do
   n=$(curl -sf -m 2 "http://127.0.0.1:$4/metrics" |
       awk '$1 ~ /^METRIC([{]|$)/ {k++; s += $2} END {print k ? s : -1}')
   [ "$n" = 0 ] && exit 0
