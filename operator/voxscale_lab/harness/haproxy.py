@@ -30,7 +30,7 @@ from voxscale_lab.harness.front_door import (
     plan,
     server_line,
 )
-from voxscale_lab.harness.ports import free_port
+from voxscale_lab.harness.ports import start_on_free_port
 
 READY_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -186,16 +186,14 @@ def run_front_door(
 ) -> Iterator[FrontDoor]:
     """HAProxy serving `route` on a free loopback port, ready on entry, stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
-    door = FrontDoor(route, endpoints, workdir)
-    for _attempt in range(3):  # a free port can be taken between the check and HAProxy's bind
-        door.start(free_port())
-        if door.wait_ready():
-            break
-        door.stop()
-        if "cannot bind" not in door.log_tail():
-            raise HAProxyError(f"haproxy did not become ready:\n{door.log_tail()}")
-    else:
-        raise HAProxyError(f"haproxy found no free port:\n{door.log_tail()}")
+
+    def start(port: int) -> FrontDoor:
+        door = FrontDoor(route, endpoints, workdir)
+        door.start(port)
+        return door
+
+    door = start_on_free_port(start, FrontDoor.wait_ready, name="haproxy", port_taken="cannot bind",
+                              error=HAProxyError)
     try:
         yield door
     finally:

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 import yaml
 
-from voxscale_lab.harness.ports import free_port
+from voxscale_lab.harness.ports import start_on_free_port
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -188,16 +188,11 @@ def run_prometheus(
     config_file = data_dir.parent / f"{data_dir.name}-prometheus.yml"
     config_file.write_text(yaml.safe_dump(config(scrape_configs)))
     log_path = data_dir.parent / f"{data_dir.name}-prometheus.log"
-    server = None
-    for _attempt in range(3):  # a free port can be taken between bind-check and listen
-        server = start(data_dir, config_file, free_port(), log_path)
-        if wait_ready(server, ready_timeout):
-            break
-        server.stop()
-        if "address already in use" not in server.log_tail():
-            raise RuntimeError(f"prometheus did not become ready:\n{server.log_tail()}")
-    else:
-        raise RuntimeError(f"prometheus found no free port:\n{server.log_tail() if server else ''}")
+    server = start_on_free_port(
+        lambda port: start(data_dir, config_file, port, log_path),
+        lambda server: wait_ready(server, ready_timeout),
+        name="prometheus", port_taken="address already in use",
+    )
     try:
         yield server
     finally:
