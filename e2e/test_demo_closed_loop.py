@@ -2,6 +2,8 @@
 
 One run (a few compressed hours of traffic) feeds every assertion below; the bounds come from
 measured runs on the 2-core machine (see the module constants) and the figures are printed.
+The demo's manifest streams: a fifth of each shard's load comes as live calls on Triton's
+sequence batcher, and the operator scales in around them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,23 @@ def test_scale_events_per_hour_stay_bounded(demo_run: tuple[Summary, Path]) -> N
 def test_no_ready_pod_is_scaled_away_while_capacity_is_short(demo_run: tuple[Summary, Path]) -> None:
     summary, _ = demo_run
     assert summary.unsafe_scale_downs == 0
+
+
+def test_replica_minutes_stay_below_a_static_peak_allocation(demo_run: tuple[Summary, Path]) -> None:
+    summary, _ = demo_run
+    assert 0 < summary.replica_minutes < summary.static_replica_minutes
+
+
+def test_the_view_showed_live_streams_and_scale_in_cut_none(demo_run: tuple[Summary, Path]) -> None:
+    summary, _ = demo_run
+    streams = summary.streams
+    assert streams is not None, "the demo's manifest streams: its run sends sessions"
+    assert streams.opened > 0 and streams.chunks > streams.opened
+    # The view's streams column (the workers' gauges, from Prometheus) read a live count.
+    assert any((live or 0) > 0 for live in streams.peak_live.values()), streams.peak_live
+    # Stream-aware scale-in: every call opened ran to its END on the worker it started on.
+    assert streams.cut == 0
+    assert streams.ended == streams.opened
 
 
 def test_teardown_leaves_no_process_and_the_plot_is_written(demo_run: tuple[Summary, Path]) -> None:

@@ -94,7 +94,7 @@ def _resources(spec: SpeechClusterSpec) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def _pause(spec: SpeechClusterSpec) -> int:
+def pre_stop_pause(spec: SpeechClusterSpec) -> int:
     """Seconds between leaving the endpoints and SIGTERM (at most drainSeconds + 1)."""
     return min(ENDPOINT_PROPAGATION_SECONDS, spec.scaling.scale_down.drain_seconds + 1)
 
@@ -102,9 +102,9 @@ def _pause(spec: SpeechClusterSpec) -> int:
 def _pre_stop(spec: SpeechClusterSpec, drain: int) -> dict[str, Any]:
     """A pause for the endpoints to update; a streaming worker then waits out its streams."""
     if spec.streaming is None:
-        return {"exec": {"command": ["sleep", str(_pause(spec))]}}
+        return {"exec": {"command": ["sleep", str(pre_stop_pause(spec))]}}
     ports = (str(names.PORT_HTTP), str(names.PORT_METRICS))
-    script = ["/bin/sh", "-c", STREAM_DRAIN_SCRIPT, "pre-stop", str(_pause(spec)), str(drain), *ports]
+    script = ["/bin/sh", "-c", STREAM_DRAIN_SCRIPT, "pre-stop", str(pre_stop_pause(spec)), str(drain), *ports]
     return {"exec": {"command": script}}
 
 

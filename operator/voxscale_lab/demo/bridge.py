@@ -9,8 +9,9 @@ the operator's queries see real Triton series.
 
 A pod being deleted leaves the routing table (`endpoints()`) for new streams at once. Its process
 stops as the kubelet would stop the pod the operator rendered: a streaming worker (spec.streaming)
-first waits, like the rendered preStop, until its `voxscale_active_streams` gauge reads 0 or the
-pod's grace period (read from the pod) runs out, and stays scraped meanwhile; then SIGTERM
+first waits, like the rendered preStop, out the preStop's pause and then until its
+`voxscale_active_streams` gauge reads 0 or the pod's grace period (read from the pod) runs out,
+and stays scraped meanwhile; then SIGTERM
 (Triton finishes the requests in flight), SIGKILL at the end of the grace. Each such drain is
 kept in `drains`. Without streaming the process is stopped at once.
 """
@@ -34,6 +35,7 @@ import httpx
 from voxscale import names
 from voxscale.api import SpeechClusterSpec
 from voxscale.k8s import Kube
+from voxscale.render.deployment import pre_stop_pause
 from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION
 from voxscale_lab.harness.ports import free_port
 from voxscale_lab.worker.serve import Worker
@@ -227,12 +229,18 @@ class Bridge:
             self._write_sd()
 
     def _wait_streams(self, run: Running, drain: Drain, deadline: float) -> None:
-        """Until the worker's gauge reads 0 or `deadline`; an unreadable gauge counts as busy."""
+        """Until the worker's gauge reads 0 or `deadline`; an unreadable gauge counts as busy.
+
+        A 0 counts only after the preStop's pause (5 s), as in the rendered pod: a caller that
+        picked this worker just before its deletion was seen may have its first chunk still in
+        flight, and the gauge counts a stream only once that chunk has run; stopping at a 0 read
+        in that gap would cut the stream at its second chunk."""
+        earliest = time.monotonic() + pre_stop_pause(self.spec)
         while not self._closing.is_set() and time.monotonic() < deadline:
             streams = self.live_streams(run.worker.metrics_url)
             if drain.streams_at_deletion is None:
                 drain.streams_at_deletion = streams
-            if streams == 0:
+            if streams == 0 and time.monotonic() >= earliest:
                 drain.drained_at = time.time()
                 return
             self._closing.wait(DRAIN_POLL_SECONDS)

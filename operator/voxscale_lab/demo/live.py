@@ -23,7 +23,15 @@ from voxscale.series import History
 from voxscale_lab.demo.bridge import Bridge, syncing
 from voxscale_lab.demo.parts import OperatorProcess, backfill_history, install_chart, prometheus
 from voxscale_lab.demo.report import Sample, Summary, summarize, write_plot
-from voxscale_lab.demo.traffic import TIME_SCALE, ShardTrace, Traffic, compressed_window, live_arrivals
+from voxscale_lab.demo.sessions import SessionMix, sessions_at
+from voxscale_lab.demo.traffic import (
+    STREAMS_PER_SHARD,
+    TIME_SCALE,
+    ShardTrace,
+    Traffic,
+    compressed_window,
+    live_arrivals,
+)
 from voxscale_lab.demo.view import render_view
 from voxscale_lab.devcluster import NodeShape, Topology, up
 from voxscale_lab.devcluster.stages import WORKER_LOADED_ANNOTATION
@@ -105,18 +113,32 @@ def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
         _wait_settled(parts.bridge, parts.kube, m, console)
         setup = time.monotonic() - t0
         start = time.time()
-        rng = np.random.default_rng(opts.seed)
-        arrivals = {s: live_arrivals(h, start, duration, rng) for s, h in parts.series.items()}
-        traffic = Traffic(arrivals, parts.bridge.endpoints, m.spec.model.name, seed=opts.seed)
+        traffic = plan_traffic(m, parts, start, duration, opts.seed)
         stack.callback(traffic.stop)
         traffic.start()
         samples = _watch(traffic, parts, duration, console)
         traffic.stop()
         peaks = {s: _peak(h, start, duration) for s, h in parts.series.items()}
         summary = summarize(m, samples, traffic.results, parts.operator.metrics(), peaks, setup_seconds=setup,
-                            run_seconds=time.monotonic() - t0 - setup, bridge_started=parts.bridge.started)
+                            run_seconds=time.monotonic() - t0 - setup, bridge_started=parts.bridge.started,
+                            sessions=traffic.session_results if traffic.streaming else None)
         write_plot(m, samples, opts.out / "demo-live.png")
     return summary
+
+
+def plan_traffic(m: Manifest, parts: Parts, start: float, duration: float, seed: int) -> Traffic:
+    """Each shard's trace as requests; with spec.streaming, a share of it as live sessions (sessions.py)."""
+    rng = np.random.default_rng(seed)
+    if m.spec.streaming is None:
+        arrivals = {s: live_arrivals(h, start, duration, rng) for s, h in parts.series.items()}
+        return Traffic(arrivals, parts.bridge.endpoints, m.spec.model.name, seed=seed)
+    mix = SessionMix()
+    series = parts.series
+    arrivals = {s: live_arrivals(mix.request_series(h), start, duration, rng) for s, h in series.items()}
+    sessions = {s: sessions_at(live_arrivals(mix.session_series(h), start, duration, rng), mix, rng,
+                               STREAMS_PER_SHARD) for s, h in series.items()}
+    return Traffic(arrivals, parts.bridge.endpoints, m.spec.model.name, seed=seed, streaming=True,
+                   sessions=sessions, pace=mix.pace_seconds)
 
 
 def _peak(series: History, start: float, duration: float) -> float:
@@ -217,7 +239,7 @@ def _watch(traffic: Traffic, parts: Parts, duration: float, console: Console) ->
     """Sample the loop every couple of seconds and show it, until the traffic has been sent."""
     samples: list[Sample] = []
     m = parts.m
-    end = time.monotonic() + duration + 15
+    end = time.monotonic() + duration + traffic.tail_seconds + 5
     with Live(console=console, refresh_per_second=1, transient=False) as live:
         while time.monotonic() < end and not traffic.done:
             now = time.time()

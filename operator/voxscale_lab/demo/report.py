@@ -13,7 +13,8 @@ import numpy as np
 
 from voxscale.decide.types import Policy
 from voxscale.manifest import Manifest
-from voxscale_lab.demo.traffic import Result
+from voxscale_lab.demo.traffic import Result, SessionResult
+from voxscale_lab.worker.results import percentile
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,41 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class StreamFigures:
+    """The run's sessions: opened (a worker was Ready), ended (END answered), cut (a chunk refused or
+    its worker gone), chunks answered, and the live streams the view showed (its column, from the
+    workers' gauges in Prometheus), highest per shard; None for a shard whose gauge never showed."""
+
+    opened: int
+    ended: int
+    cut: int
+    unopened: int
+    chunks: int
+    chunk_p95_ms: float | None
+    peak_live: dict[str, float | None]
+
+    def line(self) -> str:
+        peaks = ", ".join(f"{k} {'-' if v is None else f'{v:.0f}'}" for k, v in self.peak_live.items())
+        p95 = "-" if self.chunk_p95_ms is None else f"{self.chunk_p95_ms:.0f} ms"
+        return (f"streams: {self.opened} sessions started, {self.ended} completed, {self.cut} cut (a chunk "
+                f"refused or its worker gone), {self.unopened} not opened (no Ready worker); {self.chunks} "
+                f"chunks, p95 {p95}; live streams per shard peaked at {peaks}")
+
+
+def stream_figures(sessions: list[SessionResult], samples: list[Sample]) -> StreamFigures:
+    opened = [s for s in sessions if s.worker]
+    answers = [a for s in opened for a in s.record.answers]
+    peaks: dict[str, float | None] = {}
+    for sample in samples:
+        last = peaks.get(sample.shard)
+        peaks[sample.shard] = last if sample.streams is None else max(last or 0.0, sample.streams)
+    return StreamFigures(
+        len(opened), sum(s.record.ended for s in opened), sum(s.cut for s in opened),
+        len(sessions) - len(opened), len(answers),
+        percentile([a.latency * 1000 for a in answers if not a.error], 95), peaks)
+
+
+@dataclass(frozen=True)
 class Summary:
     requests: int
     slo_ms: float
@@ -64,6 +100,8 @@ class Summary:
     setup_seconds: float
     run_seconds: float
     workers_started: int
+    streams: StreamFigures | None = None
+    """None: the run sent no sessions (the manifest does not stream)."""
 
     def lines(self) -> list[str]:
         def pct(x: float | None) -> str:
@@ -78,6 +116,7 @@ class Summary:
             f"(static peak allocation {self.static_replicas}) -> {100 * saved:.0f} % fewer",
             f"scale events: {self.scale_events} ({self.scale_events_per_hour:.0f} per hour); "
             f"scale-downs below the Ready capacity needed: {self.unsafe_scale_downs}",
+            *([self.streams.line()] if self.streams is not None else []),
             f"Triton workers started: {self.workers_started}; set-up {self.setup_seconds:.0f} s, "
             f"run {self.run_seconds:.0f} s",
         ]
@@ -119,7 +158,7 @@ def unsafe_scale_downs(samples: list[Sample], per_replica_rps: float) -> int:
 
 def summarize(m: Manifest, samples: list[Sample], results: list[Result], operator_metrics: str,
               peaks: dict[str, float], *, setup_seconds: float, run_seconds: float,
-              bridge_started: int) -> Summary:
+              bridge_started: int, sessions: list[SessionResult] | None = None) -> Summary:
     """The run's figures; `peaks` is each shard's highest trace rate over the run (what a static
     allocation sized with the same capacity plan must hold all the time)."""
     cap = m.spec.capacity
@@ -133,7 +172,8 @@ def summarize(m: Manifest, samples: list[Sample], results: list[Result], operato
     return Summary(len(results), slo, req, minute, held, sum(static.values()) * span, static, events,
                    events / max(run_seconds / 3600, 1e-9),
                    unsafe_scale_downs(samples, cap.requests_per_second_per_replica),
-                   setup_seconds, run_seconds, bridge_started)
+                   setup_seconds, run_seconds, bridge_started,
+                   stream_figures(sessions, samples) if sessions is not None else None)
 
 
 def _integrate(samples: list[Sample], attr: str) -> float:
