@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from voxscale.series import History
+from voxscale_lab.demo.bridge import Drain
 from voxscale_lab.demo.report import Sample, StreamFigures, Summary, stream_figures
 from voxscale_lab.demo.sessions import Session, SessionMix, chunk_times, live_at, sessions_at
 from voxscale_lab.demo.traffic import SessionResult, Traffic, live_arrivals
@@ -81,10 +82,14 @@ def test_stream_figures_count_opened_ended_cut_and_the_views_peak_per_shard() ->
     ]
     samples = [Sample(t, shard, None, None, None, None, None, 1, 1, 0, 1, "-", "-", "", streams)
                for t, shard, streams in ((0, "eu", 2.0), (2, "eu", 5.0), (4, "eu", 1.0), (0, "us", None))]
-    figures = stream_figures(sessions, samples)
+    drains = [Drain("p1", "eu", 50.0, 100.0, streams_at_deletion=3.0, drained_at=109.0, exited_at=111.5),
+              Drain("p2", "eu", 50.0, 100.0, streams_at_deletion=0.0, drained_at=105.0, exited_at=107.0)]
+    figures = stream_figures(sessions, samples, drains)
     assert (figures.opened, figures.ended, figures.cut, figures.unopened, figures.chunks) == (2, 1, 1, 1, 4)
     assert figures.peak_live == {"eu": 5.0, "us": None}
+    assert (figures.drained, figures.held_at_deletion, figures.longest_exit_seconds) == (2, 3.0, 11.5)
     assert "1 cut" in figures.line() and "eu 5, us -" in figures.line()
+    assert "drained 2 workers holding 3 streams at deletion, the longest exited 11.5 s" in figures.line()
 
 
 def test_the_summary_prints_a_streams_line_only_for_a_run_with_sessions() -> None:

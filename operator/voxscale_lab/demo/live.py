@@ -121,7 +121,8 @@ def run_live(opts: DemoOptions, console: Console, workdir: Path) -> Summary:
         peaks = {s: _peak(h, start, duration) for s, h in parts.series.items()}
         summary = summarize(m, samples, traffic.results, parts.operator.metrics(), peaks, setup_seconds=setup,
                             run_seconds=time.monotonic() - t0 - setup, bridge_started=parts.bridge.started,
-                            sessions=traffic.session_results if traffic.streaming else None)
+                            sessions=traffic.session_results if traffic.streaming else None,
+                            drains=list(parts.bridge.drains.values()))
         write_plot(m, samples, opts.out / "demo-live.png")
     return summary
 

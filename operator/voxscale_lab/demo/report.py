@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 
 from voxscale.decide.types import Policy
 from voxscale.manifest import Manifest
+from voxscale_lab.demo.bridge import Drain
 from voxscale_lab.demo.traffic import Result, SessionResult
 from voxscale_lab.worker.results import percentile
 
@@ -63,26 +65,37 @@ class StreamFigures:
     chunks: int
     chunk_p95_ms: float | None
     peak_live: dict[str, float | None]
+    drained: int = 0
+    """Workers of deleted pods that waited for their streams (the bridge's drains)."""
+    held_at_deletion: float = 0.0
+    """Streams those workers held when their deletion was seen."""
+    longest_exit_seconds: float | None = None
 
     def line(self) -> str:
         peaks = ", ".join(f"{k} {'-' if v is None else f'{v:.0f}'}" for k, v in self.peak_live.items())
         p95 = "-" if self.chunk_p95_ms is None else f"{self.chunk_p95_ms:.0f} ms"
+        exit_s = self.longest_exit_seconds
+        longest = "" if exit_s is None else f", the longest exited {exit_s:.1f} s after"
         return (f"streams: {self.opened} sessions started, {self.ended} completed, {self.cut} cut (a chunk "
                 f"refused or its worker gone), {self.unopened} not opened (no Ready worker); {self.chunks} "
-                f"chunks, p95 {p95}; live streams per shard peaked at {peaks}")
+                f"chunks, p95 {p95}; live streams per shard peaked at {peaks}; scale-in drained "
+                f"{self.drained} workers holding {self.held_at_deletion:.0f} streams at deletion{longest}")
 
 
-def stream_figures(sessions: list[SessionResult], samples: list[Sample]) -> StreamFigures:
+def stream_figures(sessions: list[SessionResult], samples: list[Sample],
+                   drains: Sequence[Drain] = ()) -> StreamFigures:
     opened = [s for s in sessions if s.worker]
     answers = [a for s in opened for a in s.record.answers]
     peaks: dict[str, float | None] = {}
     for sample in samples:
         last = peaks.get(sample.shard)
         peaks[sample.shard] = last if sample.streams is None else max(last or 0.0, sample.streams)
+    exits = [d.seconds_to_exit for d in drains if d.seconds_to_exit is not None]
     return StreamFigures(
         len(opened), sum(s.record.ended for s in opened), sum(s.cut for s in opened),
         len(sessions) - len(opened), len(answers),
-        percentile([a.latency * 1000 for a in answers if not a.error], 95), peaks)
+        percentile([a.latency * 1000 for a in answers if not a.error], 95), peaks,
+        len(drains), sum(d.streams_at_deletion or 0.0 for d in drains), max(exits, default=None))
 
 
 @dataclass(frozen=True)
@@ -158,7 +171,8 @@ def unsafe_scale_downs(samples: list[Sample], per_replica_rps: float) -> int:
 
 def summarize(m: Manifest, samples: list[Sample], results: list[Result], operator_metrics: str,
               peaks: dict[str, float], *, setup_seconds: float, run_seconds: float,
-              bridge_started: int, sessions: list[SessionResult] | None = None) -> Summary:
+              bridge_started: int, sessions: list[SessionResult] | None = None,
+              drains: Sequence[Drain] = ()) -> Summary:
     """The run's figures; `peaks` is each shard's highest trace rate over the run (what a static
     allocation sized with the same capacity plan must hold all the time)."""
     cap = m.spec.capacity
@@ -173,7 +187,7 @@ def summarize(m: Manifest, samples: list[Sample], results: list[Result], operato
                    events / max(run_seconds / 3600, 1e-9),
                    unsafe_scale_downs(samples, cap.requests_per_second_per_replica),
                    setup_seconds, run_seconds, bridge_started,
-                   stream_figures(sessions, samples) if sessions is not None else None)
+                   stream_figures(sessions, samples, drains) if sessions is not None else None)
 
 
 def _integrate(samples: list[Sample], attr: str) -> float:
@@ -189,7 +203,8 @@ def _integrate(samples: list[Sample], attr: str) -> float:
 
 
 def write_plot(m: Manifest, samples: list[Sample], path: Path) -> Path:
-    """Per shard: offered/observed/forecast rate and replicas (top), measured p95 vs SLO (bottom)."""
+    """Per shard: offered/observed/forecast rate and replicas (top), measured p95 vs SLO and, for a
+    streaming shard, its live streams (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,6 +232,13 @@ def write_plot(m: Manifest, samples: list[Sample], path: Path) -> Path:
         bottom.plot(t, [s.measured_p95_ms if s.measured_p95_ms is not None else np.nan for s in rows],
                     label="measured p95 (10 s)")
         bottom.axhline(m.spec.slo.latency_ms, color="r", linestyle=":", label="SLO")
+        if any(s.streams is not None for s in rows):  # the view's streams column, over the run
+            live = bottom.twinx()
+            live.plot(t, [np.nan if s.streams is None else s.streams for s in rows], color="tab:purple",
+                      label="live streams")
+            live.set_ylabel("streams")
+            live.set_ylim(bottom=0)
+            live.legend(loc="upper right", fontsize=8)
         bottom.set_xlabel("minutes")
         bottom.set_ylabel("ms")
         bottom.set_ylim(0, m.spec.slo.latency_ms * 2)
