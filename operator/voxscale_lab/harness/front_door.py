@@ -304,7 +304,9 @@ def haproxy_config(
     sections = [
         [
             "global",
-            f"    stats socket {admin_socket} mode 600 level admin",
+            # expose-fd listeners: a reload's new process takes the listening sockets from this one
+            # (`-x`), so no connection is refused while the two change over (haproxy.reload).
+            f"    stats socket {admin_socket} mode 600 level admin expose-fd listeners",
             "    maxconn 4096",
         ],
         [

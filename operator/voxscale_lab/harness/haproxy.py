@@ -6,9 +6,14 @@ hash and some would move); `add server` / `del server` on the admin socket chang
 place, so every session already stuck stays where it is. The config file is rewritten with
 each change too, so a restart starts from the same workers.
 
+A changed route (a new share for the smaller model, a rule gone) is new config, which the
+runtime API cannot change: `set_route` reloads, seamlessly (the new process takes the listening
+sockets over the admin socket, the old one finishes its requests in flight and exits).
+
     with run_front_door(route, {"eu-en": [Endpoint("w0", "127.0.0.1:8000")]}, workdir) as door:
         httpx.post(f"{door.url}/v2/models/m/infer", headers={"x-language": "en", ...}, ...)
         door.set_endpoints("eu-en", [...])      # add or remove workers; stuck sessions stay
+        door.set_route(new_route)               # the route the operator applied now; a reload
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ class FrontDoor:
         self.log_path = workdir / "haproxy.log"
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.retired: list[subprocess.Popen[bytes]] = []
+        """Processes a reload replaced: each finishes its requests in flight, then exits."""
+        self.reloads = 0
 
     @property
     def url(self) -> str:
@@ -100,11 +108,13 @@ class FrontDoor:
             )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
-        """True once the admin socket answers and the front port accepts; False if HAProxy exited."""
+        """True once the admin socket answers (from this process: after a reload the old one's may
+        still, for a moment) and the front port accepts; False if HAProxy exited."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
             try:
-                self.runtime("show info")
+                if f"Pid: {self.process.pid}" not in self.runtime("show info").splitlines():
+                    raise ConnectionRefusedError("the admin socket is still the old process's")
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return True
             except OSError:
@@ -158,6 +168,38 @@ class FrontDoor:
         self.endpoints[rule] = list(endpoints)
         self.write_config()
 
+    def set_route(self, route: Mapping[str, Any]) -> bool:
+        """Serve `route` from now on (e.g. the one the operator just applied); False when it plans
+        exactly as the running one (nothing to do), True after a reload. A rule keeps its
+        workers; a new rule starts with none (set_endpoints gives it some)."""
+        new = plan(route)
+        if new == self.plan:
+            return False
+        self.plan = new
+        self.endpoints = {rule: self.endpoints.get(rule, []) for rule in new.backends}
+        self.reload()
+        return True
+
+    def reload(self) -> None:
+        """HAProxy's seamless reload of the config file as written now: `haproxy -x <admin socket>`
+        takes the listening sockets from the running process (no refused connection), `-sf <pid>`
+        then tells that one to stop accepting and exit once its requests in flight are answered.
+        Stick tables start empty in the new process (a session then follows the hash)."""
+        check_config(self.write_config())
+        old = self.process
+        if old is None or old.poll() is not None:
+            raise HAProxyError("reload: HAProxy is not running")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [require_haproxy(), "-db", "-f", str(self.config_file), "-x", str(self.admin_socket),
+                 "-sf", str(old.pid)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self.retired = [p for p in self.retired if p.poll() is None] + [old]
+        if not self.wait_ready():
+            raise HAProxyError(f"the reloaded HAProxy did not come up:\n{self.log_tail()}")
+        self.reloads += 1
+
     def drain(self, rule: str, name: str) -> None:
         """The worker takes no new sessions; sessions stuck to it stay (a terminating pod's drain)."""
         self._must(f"set server {backend_name(rule)}/{name} state drain")
@@ -170,14 +212,16 @@ class FrontDoor:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        """SIGTERM (HAProxy's hard stop), then SIGKILL after a bound."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        """SIGTERM (HAProxy's hard stop), then SIGKILL after a bound; the same for any process a
+        reload replaced that is still finishing its requests."""
+        for process in (*self.retired, self.process):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
 @contextmanager
