@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.test_decide_builders import T0, obs, policy
@@ -10,6 +12,7 @@ from voxscale.decide import ShardMetrics
 from voxscale.decide.batching import calibrate_service_time
 from voxscale.decide.capacity import ServiceTime
 from voxscale.decide.reactive import reactive_replicas
+from voxscale.decide.types import FallbackPolicy
 
 STANDIN = ServiceTime(0.060, 0.012, 32)
 P = policy(capacity_rps=STANDIN.sustainable_rps(500.0, 0.95), target_utilization=None,
@@ -67,3 +70,38 @@ def test_a_backlog_past_one_full_batch_per_replica_is_demand_to_drain() -> None:
     backlog = reactive_replicas(m, 10, P, drain_seconds=100.0)
     assert backlog.replicas >= plain.replicas
     assert "backlog 1000 requests" in backlog.reasons[1]
+
+
+# spec.model.fallback: the smaller model shares the replica's GPU time. The e2e's stand-ins:
+# 100 + 12·b ms, the smaller one 30 + 4·b ms; 75 req/s on one replica, half of it moved, both
+# batching ~12.2 (each model's batch collects its arrivals while the other one's runs).
+MAIN = ServiceTime(0.100, 0.012, 32)
+SMALL = ServiceTime(0.030, 0.004, 32)
+SHARED = policy(capacity_rps=MAIN.sustainable_rps(1000.0, 0.95), target_utilization=None, service=MAIN,
+                fallback=FallbackPolicy("asr-small", SMALL.sustainable_rps(1000.0, 0.95), service=SMALL))
+
+
+def shared(moved: float | None, small_batch: float | None) -> ShardMetrics:
+    return ShardMetrics(at=T0, rate=75.0, batch_efficiency=12.2, fallback_rate=moved,
+                        fallback_batch=small_batch)
+
+
+def test_requests_moved_to_the_smaller_model_are_not_read_as_a_faster_main_model() -> None:
+    # Busy time at the profiles: 37.5/12.2 × 0.246 + 37.5/12.2 × 0.079 = 1.0, the profile holds.
+    # Reading the main model's batch against both models' 75 req/s would give 12.2 / (75 × 0.246)
+    # = 0.66: capacity 1.5× too high, and the share handed back under unchanged load.
+    got = calibrate_service_time(SHARED, shared(37.5, 12.2), 1, ScalerState())
+    assert got.state.service_time_scale == pytest.approx(1.0, abs=0.01)
+    assert got.policy.capacity_rps == pytest.approx(SHARED.capacity_rps, rel=0.05)
+
+
+def test_moved_requests_whose_batch_time_is_unknown_leave_the_learned_scale_as_it_was() -> None:
+    state = ScalerState(service_time_scale=1.3)
+    rate_only = replace(SHARED, fallback=FallbackPolicy("asr-small", 180.0))  # no serviceTime
+    for policy_, reading in ((SHARED, shared(37.5, None)), (rate_only, shared(37.5, 12.2))):
+        assert calibrate_service_time(policy_, reading, 1, state).state.service_time_scale == 1.3
+
+
+def test_nothing_moved_calibrates_on_the_main_model_alone() -> None:
+    one = calibrate_service_time(SHARED, shared(0.0, None), 1, ScalerState())
+    assert one.state.service_time_scale == pytest.approx(12.2 / (75 * MAIN.seconds(12.2)))

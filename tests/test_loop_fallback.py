@@ -13,6 +13,7 @@ from voxscale.api import SpeechClusterSpec, SpeechClusterStatus
 from voxscale.decide.types import ShardMetrics
 from voxscale.loop import ClusterRef, Loop
 from voxscale.metrics.protocol import ShardSelector
+from voxscale.readings import with_fallback
 
 NOW = 1_700_000_000.0
 MAIN: dict[str, float | None] = {"eu-en": 90.0, "eu-de-fr": 5.0, "us-en-es": 5.0}
@@ -117,3 +118,20 @@ def test_without_a_fallback_model_there_is_no_condition_and_no_second_read() -> 
     assert all(c.type != names.CONDITION_SMALLER_MODEL for c in status.conditions)
     assert {s.fallback_share for s in status.shards} == {None}
     assert "asr-small" not in metrics.asked
+
+
+def test_the_merged_reading_adds_the_rates_and_keeps_the_smaller_models_rate_and_batch_apart() -> None:
+    # Calibration (decide/batching.py) pairs each model's batch with its own rate: the main
+    # model's mean batch against both models' rate would read a faster main model.
+    @dataclass
+    class Small:
+        def observe(self, selector: ShardSelector, now: float) -> ShardMetrics:
+            assert selector.model == "asr-small"
+            return ShardMetrics(at=now, rate=30.0, panic_rate=30.0, batch_efficiency=4.0, queue=2.0)
+
+    main = ShardMetrics(at=NOW, rate=45.0, panic_rate=50.0, batch_efficiency=12.0, queue=5.0)
+    selector = ShardSelector("speech", "asr", "eu-en", "asr-standin")
+    merged, loaded = with_fallback(_spec(), Small(), selector, main, NOW)  # type: ignore[arg-type]
+    assert loaded is True
+    assert (merged.rate, merged.panic_rate, merged.queue) == (75.0, 80.0, 7.0)
+    assert (merged.batch_efficiency, merged.fallback_rate, merged.fallback_batch) == (12.0, 30.0, 4.0)

@@ -41,8 +41,11 @@ def with_fallback(
     def plus(a: float | None, b: float | None) -> float | None:
         return None if a is None else a + (b or 0.0)
 
+    # The batch efficiency stays the main model's: calibration (decide/batching.py) needs each
+    # model's own rate and batch, since both share the replica's GPU time.
     merged = replace(main, rate=plus(main.rate, small.rate), queue=plus(main.queue, small.queue),
-                     panic_rate=plus(main.panic_rate, small.panic_rate))
+                     panic_rate=plus(main.panic_rate, small.panic_rate),
+                     fallback_rate=small.rate, fallback_batch=small.batch_efficiency)
     return merged, True
 
 

@@ -41,7 +41,7 @@ def calibrate_service_time(
     """
     service = policy.service
     scale = state.service_time_scale
-    fresh = _observed_scale(service, metrics, ready)
+    fresh = _observed_scale(policy, metrics, ready)
     if fresh is not None:
         scale = fresh if scale is None else scale + SMOOTHING * (fresh - scale)
         state = state.model_copy(update={"service_time_scale": scale})
@@ -57,18 +57,39 @@ def calibrate_service_time(
     return Calibrated(replace(policy, capacity_rps=mu, service=scaled), state, (line,))
 
 
-def _observed_scale(service: ServiceTime | None, metrics: ShardMetrics, ready: int) -> float | None:
-    b, rate = metrics.batch_efficiency, metrics.rate
+def _observed_scale(policy: Policy, metrics: ShardMetrics, ready: int) -> float | None:
+    """Real batch time ÷ the profile's. A busy replica is never idle: per second it runs per/b
+    batches of t(b) each (the profile's times), plus the smaller model's on the same GPU while a
+    fallback share is moved, so the real times are 1 / (that busy time) of the profile's.
+    One model: b / (per · t(b)). Worked, the e2e's stand-ins (100 + 12·b ms; the smaller one
+    30 + 4·b ms) at 75 req/s, half of it moved: both batch ~12.2, busy 37.5/12.2 × 0.246 +
+    37.5/12.2 × 0.079 = 1.0, the profile holds. The main model's batch against both models' rate
+    would read 12.2 / (75 × 0.246) = 0.66: a main model a third faster than it is, whose
+    capacity then asks for the share back while the load is unchanged."""
+    service, b, rate = policy.service, metrics.batch_efficiency, metrics.rate
     if service is None or ready <= 0 or b is None or rate is None:
         return None
     if not (math.isfinite(b) and math.isfinite(rate)) or b < 1.0 or rate <= 0:
         return None
-    per = rate / ready
-    if service.batch_at(per) < MIN_MODELLED_BATCH:
+    moved = _moved_busy(policy, metrics, ready)
+    per = (rate - (metrics.fallback_rate or 0.0)) / ready
+    if moved is None or per <= 0 or service.batch_at(per) < MIN_MODELLED_BATCH:
         return None
-    scale = b / (per * service.seconds(b))
+    scale = 1.0 / (per / b * service.seconds(b) + moved)
     low, high = SCALE_BOUNDS
     return min(max(scale, low), high)
+
+
+def _moved_busy(policy: Policy, metrics: ShardMetrics, ready: int) -> float | None:
+    """The smaller model's busy seconds per second on a replica at its profile's times: 0 when it
+    served nothing; None (no reading this tick) when it served requests but its profile (only
+    requestsPerSecondPerReplica declared) or its mean batch is not known."""
+    rate, b, fb = metrics.fallback_rate, metrics.fallback_batch, policy.fallback
+    if rate is None or not math.isfinite(rate) or rate <= 0:
+        return 0.0
+    if fb is None or fb.service is None or b is None or not math.isfinite(b) or b < 1.0:
+        return None
+    return rate / ready / b * fb.service.seconds(b)
 
 
 def _evidence(metrics: ShardMetrics, ready: int) -> str:

@@ -35,6 +35,11 @@ class ShardMetrics:
     """Requests waiting in Triton's queues (pending request count), summed."""
     batch_efficiency: float | None = None
     """Mean executed batch size (inferences per model execution)."""
+    fallback_rate: float | None = None
+    """spec.model.fallback: the smaller model's part of `rate` (its own series; None without one).
+    `batch_efficiency` stays the main model's, so online calibration must tell the two apart."""
+    fallback_batch: float | None = None
+    """spec.model.fallback: the smaller model's mean executed batch size."""
     errors: tuple[str, ...] = ()
     """Why a value is missing (query failed, empty, NaN, stale, multi-series ...)."""
 
@@ -100,21 +105,24 @@ class FallbackPolicy:
     max_share: float = 0.5
     hold_seconds: float = 60.0
     step_down: float = 0.1
+    service: ServiceTime | None = None
+    """Its batch-time profile (spec.model.fallback.serviceTime); None when only a rate is declared."""
 
     @classmethod
     def from_spec(cls, spec: SpeechClusterSpec) -> FallbackPolicy | None:
         fb = spec.model.fallback
         if fb is None:
             return None
-        capacity = fb.requests_per_second_per_replica or 0.0
+        capacity, service = fb.requests_per_second_per_replica or 0.0, None
         if fb.service_time is not None:
-            capacity = ServiceTime(
+            service = ServiceTime(
                 fixed_seconds=fb.service_time.batch_fixed_ms / 1000.0,
                 per_request_seconds=fb.service_time.per_request_ms / 1000.0,
                 max_batch=fb.max_batch_size or spec.batching.max_batch_size,
                 max_queue_delay_seconds=spec.batching.max_queue_delay_microseconds / 1e6,
-            ).sustainable_rps(spec.slo.latency_ms, spec.slo.quantile)
-        return cls(fb.name, capacity, fb.max_share, float(fb.hold_seconds), fb.step_down)
+            )
+            capacity = service.sustainable_rps(spec.slo.latency_ms, spec.slo.quantile)
+        return cls(fb.name, capacity, fb.max_share, float(fb.hold_seconds), fb.step_down, service)
 
 
 @dataclass(frozen=True)
