@@ -188,6 +188,38 @@ def test_a_drained_backlog_releases_the_overflow_with_its_need() -> None:
     assert overflow == {}
 
 
+def _overflowing_on_two_spot_nodes() -> tuple[Pools, PlacementPolicy, dict[str, int]]:
+    """2 spot nodes, batch needs 4: 2 Pending spot pods overflow to on-demand (the cap, 2)."""
+    pools, overflow = Pools({"on-demand": 8, "spot": 2}), {}
+    policy = _policy(cap=2)
+    _steady(pools, policy, _needs(2, 4, 400_000), overflow)
+    assert pools.asked == {"on-demand": 4, "spot": 4} and overflow == {"offline": 2}
+    return pools, policy, overflow
+
+
+def test_a_shrinking_batch_share_does_not_count_the_pending_pods_the_replicaset_deletes_first() -> None:
+    pools, policy, overflow = _overflowing_on_two_spot_nodes()
+    # The draining job needs 3 and the window lets the total go to 5: spot is asked 3 of its 4
+    # pods, and the ReplicaSet deletes a Pending one first, so 1 stays short, not 2.
+    shrunk = _tick(pools, policy, _needs(2, 3, 400_000), overflow, total=5)
+    assert shrunk.by_class == {"live": {"on-demand": 2}, "offline": {"spot": 3, "on-demand": 1}}
+    assert shrunk.replicas == {"on-demand": 3, "spot": 3}, "not 4 for one tick and 3 the next"
+    again = _tick(pools, policy, _needs(2, 3, 400_000), overflow, total=5)
+    assert again.replicas == shrunk.replicas
+
+
+def test_replicas_the_scale_down_window_holds_stay_on_the_pool_they_run_on() -> None:
+    pools, policy, overflow = _overflowing_on_two_spot_nodes()
+    # The job needs 3 but the window holds 6: the held replica stays with the batch class on
+    # spot, instead of going to interactive and buying an on-demand pod.
+    held = _tick(pools, policy, _needs(2, 3, 400_000), overflow, total=6)
+    assert held.by_class == {"live": {"on-demand": 2}, "offline": {"spot": 4, "on-demand": 2}}
+    assert held.replicas == {"on-demand": 4, "spot": 4}
+    # Interactive's need falls instead: its held replica stays with it, on on-demand.
+    held = _tick(pools, policy, _needs(1, 4, 400_000), overflow, total=6)
+    assert held.by_class == {"live": {"on-demand": 2}, "offline": {"spot": 4, "on-demand": 2}}
+
+
 def test_interactive_never_lands_on_spot_unless_its_class_lists_spot() -> None:
     pools, overflow = Pools({"on-demand": 1, "spot": 8}), {}
     placed = _steady(pools, _policy(), _needs(4, 0, 0), overflow)

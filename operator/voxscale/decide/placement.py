@@ -114,12 +114,20 @@ class _Ledger:
     pending: dict[str, int]
     warming: dict[str, int]
     asked: dict[str, int] = field(default_factory=dict)
+    pods: dict[str, int] = field(default_factory=dict)
+    """Pods each pool has now (Ready + warming + Pending), before this tick's counts apply."""
 
     def take_short(self, pool: str, share: int, *, until_ready: bool) -> tuple[int, int]:
         """How many of `share` the pool does not serve: its Pending pods, and while an overflow
         is active its warming ones too (a spot pod counts again only once Ready). Returns
-        (short, of which Pending)."""
-        pending = min(share, self.pending.get(pool, 0))
+        (short, of which Pending).
+
+        Pending pods the pool is about to lose do not count: asked for fewer pods than it has,
+        the ReplicaSet deletes unscheduled pods first. Worked (the e2e's draining job): 4 spot
+        pods, 2 of them Pending, now asked 3: 1 stays Pending, so 1 is short, not 2; counting 2
+        asked one on-demand pod for a tick and gave it back the next."""
+        surplus = max(0, self.pods.get(pool, 0) - self.asked.get(pool, 0))
+        pending = min(share, max(0, self.pending.get(pool, 0) - surplus))
         self.pending[pool] = self.pending.get(pool, 0) - pending
         more = 0
         if until_ready:
@@ -145,13 +153,14 @@ def place(
     risk, within its cap)."""
     ledger = _Ledger({p.name: _counts(pods, p.name).pending for p in policy.pools},
                      {p.name: _counts(pods, p.name).warming for p in policy.pools},
-                     {p.name: 0 for p in policy.pools})
+                     {p.name: 0 for p in policy.pools},
+                     {p.name: _pods(_counts(pods, p.name)) for p in policy.pools})
     by_class: dict[str, dict[str, int]] = {}
     state: dict[str, int] = {}
     reasons: list[str] = []
     problems: list[tuple[str, str]] = []
     need_of = {n.name: n for n in needs}
-    for c, share in shares(total, needs, policy):
+    for c, share in shares(total, needs, policy, {p.name: _counts(pods, p.name).asked for p in policy.pools}):
         split, over, lines, trouble = _place_class(
             c, share, need_of.get(c.name), policy, pods, ledger, overflow.get(c.name, 0), batch_rps
         )
@@ -166,21 +175,37 @@ def place(
 
 
 def shares(
-    total: int, needs: tuple[ClassNeed, ...], policy: PlacementPolicy
+    total: int, needs: tuple[ClassNeed, ...], policy: PlacementPolicy,
+    asked: Mapping[str, int] | None = None,
 ) -> list[tuple[ClassPlacement, int]]:
     """Each class's part of `total`: the Interactive need first, then each Batch need in order;
-    what is left over (stabilization holding more than the needs) stays with the Interactive
-    class. Without classes, all of it is the one pseudo-class's."""
+    what is left over (stabilization holding more than the needs) stays where it runs: each
+    Batch class keeps up to what its first pool is `asked` for now, the rest goes to the
+    Interactive class. Without classes, all of it is the one pseudo-class's.
+
+    Why not all of it to Interactive: a draining job's need falls 4 → 3 while the window holds
+    6, and the held replica moved from spot to on-demand, i.e. an on-demand pod bought to hold a
+    spot pod's capacity (seen in the e2e with real workers: a Ready on-demand pod deleted as an
+    overflow was released and a new one created 2 s later for the held replica)."""
     if policy.classes[0].name == ALL:
         return [(policy.classes[0], total)]
     need_of = {n.name: n.replicas or 0 for n in needs}
     interactive = next(c for c in policy.classes if c.kind == "Interactive")
+    batch = [c for c in policy.classes if c.kind == "Batch"]
     given = {interactive.name: min(total, need_of.get(interactive.name, 0))}
     left = total - given[interactive.name]
+    for c in batch:
+        given[c.name] = min(left, need_of.get(c.name, 0))
+        left -= given[c.name]
+    on_pool: dict[str, int] = {}
     for c in policy.classes:
-        if c.kind == "Batch":
-            given[c.name] = min(left, need_of.get(c.name, 0))
-            left -= given[c.name]
+        on_pool[c.pools[0]] = on_pool.get(c.pools[0], 0) + given[c.name]
+    for c in batch:
+        first = c.pools[0]
+        more = min(left, max(0, (asked or {}).get(first, 0) - on_pool[first]))
+        given[c.name] += more
+        on_pool[first] += more
+        left -= more
     given[interactive.name] += left
     return [(c, given[c.name]) for c in policy.classes]
 
@@ -324,6 +349,10 @@ def placement_problems(policy: PlacementPolicy) -> list[tuple[str, str]]:
                 f" pool {dearer[0].name} at {dearer[0].price_per_hour:g}: check pricePerHour (batch goes"
                 " to spot first)")))
     return out
+
+
+def _pods(c: PodCounts) -> int:
+    return c.ready + c.warming + c.pending
 
 
 def _counts(pods: Mapping[str, PoolPods], pool: str) -> PodCounts:
