@@ -42,6 +42,8 @@ class Answer:
     seconds: float
     outcome: Outcome
     attempts: int
+    error: str = ""
+    """The last attempt's error, when it failed."""
 
 
 @dataclass
@@ -147,12 +149,12 @@ class MixedLoad:
         at, received = time.time(), time.monotonic()
         ticket = self.series.received(name, received)
         outcome: Outcome = "error"
-        attempts = 0
+        attempts, error = 0, ""
         while attempts < ATTEMPTS and outcome != "ok":
             attempts += 1
-            outcome = await sender.send(priority)
+            outcome, error = await sender.send(priority)
         seconds = self.series.answered(name, ticket, time.monotonic())
-        self.answers.append(Answer(at, seconds, outcome, attempts))
+        self.answers.append(Answer(at, seconds, outcome, attempts, "" if outcome == "ok" else error))
 
     async def _runner(self, sender: _Sender) -> None:
         name, priority = self.batch
@@ -163,7 +165,7 @@ class MixedLoad:
             if job is None or ticket is None:
                 await asyncio.sleep(0.05)
                 continue
-            if await sender.send(priority) != "ok":
+            if (await sender.send(priority))[0] != "ok":
                 with self._lock:
                     job.queue.append(ticket)  # retried next, as the oldest
                     job.retried += 1
@@ -181,19 +183,20 @@ class _Sender:
     def __init__(self, load: MixedLoad, client: Callable[[str], Any], audio: Any) -> None:
         self.load, self.client, self.audio = load, client, audio
 
-    async def send(self, priority: int) -> Outcome:
+    async def send(self, priority: int) -> tuple[Outcome, str]:
+        """(outcome, the error's status and message when it failed)."""
         from tritonclient.grpc import InferInput
         from tritonclient.utils import InferenceServerException
 
         url = self.load._next()
         if url is None:
             await asyncio.sleep(0.05)
-            return "error"
+            return "error", "no Ready worker"
         inp = InferInput("AUDIO", [1, len(self.audio)], "FP32")
         inp.set_data_from_numpy(self.audio[np.newaxis, :])
         try:
             result = await self.client(url).infer(self.load.model, [inp], priority=priority,
                                                   client_timeout=CLIENT_TIMEOUT_SECONDS)
         except InferenceServerException as e:
-            return classify(str(e.status()), str(e.message()))
-        return "ok" if result.as_numpy("TEXT") is not None else "error"
+            return classify(str(e.status()), str(e.message())), f"{e.status()}: {str(e.message())[:120]}"
+        return ("ok", "") if result.as_numpy("TEXT") is not None else ("error", "no TEXT in the answer")
