@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import chain
 
 import numpy as np
 
@@ -21,6 +21,79 @@ REQUANTILE_SECONDS = 60.0
 """Quantiles of ~2,000 stored errors cost ~0.5 ms: every 10 s tick that is 0.5 s per 1,000 shards.
 Recomputed once a minute they cost a few µs a tick, and a band that moves over hours loses
 nothing by lagging a minute."""
+
+
+class ErrorLog:
+    """(issued at, log error) pairs, oldest first, held in two numpy arrays.
+
+    The quantiles and the skill gate read ~2,000 pairs once a minute; turning a deque of
+    tuples into arrays each time (and joining scored with persistence through a dict) cost
+    ~1.5 ms a minute, the largest share of a 14-day replay. Reads as a sequence of tuples.
+    """
+
+    def __init__(self, items: Iterable[tuple[float, float]] = ()) -> None:
+        self._times = np.empty(256)
+        self._errors = np.empty(256)
+        self._head = self._tail = 0
+        self._ordered = True
+        """Issued times never decrease (what the join in `_paired` relies on)."""
+        self.extend(items)
+
+    def append(self, item: tuple[float, float]) -> None:
+        if self._tail == self._times.size:
+            self._make_room()
+        t, e = item
+        if self._tail > self._head and t < self._times[self._tail - 1]:
+            self._ordered = False
+        self._times[self._tail], self._errors[self._tail] = t, e
+        self._tail += 1
+
+    def extend(self, items: Iterable[tuple[float, float]]) -> None:
+        for item in items:
+            self.append(item)
+
+    def popleft(self) -> tuple[float, float]:
+        item = self[0]
+        self._head += 1
+        return item
+
+    def clear(self) -> None:
+        self._head = self._tail = 0
+        self._ordered = True
+
+    def arrays(self) -> tuple[FloatArray, FloatArray, bool]:
+        """(issued times, log errors, whether the times never decrease): views, not copies."""
+        return self._times[self._head : self._tail], self._errors[self._head : self._tail], self._ordered
+
+    def _make_room(self) -> None:
+        live = self._tail - self._head
+        size = max(256, 2 * live)
+        times, errors = np.empty(size), np.empty(size)
+        times[:live] = self._times[self._head : self._tail]
+        errors[:live] = self._errors[self._head : self._tail]
+        self._times, self._errors, self._head, self._tail = times, errors, 0, live
+
+    def __len__(self) -> int:
+        return self._tail - self._head
+
+    def __getitem__(self, i: int) -> tuple[float, float]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError("ErrorLog index out of range")
+        j = self._head + (i % n)
+        return float(self._times[j]), float(self._errors[j])
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        times, errors, _ = self.arrays()
+        return zip(times.tolist(), errors.tolist(), strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ErrorLog) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ErrorLog({list(self)!r})"
 
 
 @dataclass
@@ -47,9 +120,9 @@ class HorizonErrors:
     min_span_seconds: float = MIN_ERROR_SPAN_SECONDS
     pending: deque[tuple[float, float, float, float]] = field(default_factory=deque)
     """(issued at, window end, forecast mean, last observed rate or NaN) not yet fully observed."""
-    scored: deque[tuple[float, float]] = field(default_factory=deque)
+    scored: ErrorLog = field(default_factory=ErrorLog)
     """(issued at, error on the √ scale), oldest first."""
-    persistence: deque[tuple[float, float]] = field(default_factory=deque)
+    persistence: ErrorLog = field(default_factory=ErrorLog)
     """(issued at, error on the √ scale) of "the last observed rate holds": the skill baseline."""
     memo: tuple[float, tuple[float, ...], tuple[float, ...] | None] | None = None
     """(computed at, quantile levels, their values) of the last `quantiles_at` computation."""
@@ -84,10 +157,8 @@ class HorizonErrors:
         """Empirical quantiles of the errors; None until they span `min_span_seconds`."""
         if not self.scored or self.scored[-1][0] - self.scored[0][0] < self.min_span_seconds:
             return None
-        # C-level iteration over the (issued, error) pairs: a generator over 2,000 tuples cost
-        # more than the quantiles themselves.
-        pairs = np.fromiter(chain.from_iterable(self.scored), np.float64, 2 * len(self.scored))
-        return tuple(float(v) for v in np.quantile(pairs[1::2], qs))
+        _, errors, _ = self.scored.arrays()
+        return quantiles_linear(errors, qs)
 
     def quantiles_at(self, now: float, *qs: float) -> tuple[float, ...] | None:
         """`quantiles`, recomputed at most every REQUANTILE_SECONDS of `now`."""
@@ -112,18 +183,16 @@ class HorizonErrors:
             return None
         if self.persistence[-1][0] - self.persistence[0][0] < self.min_span_seconds:
             return None
-        both = dict(self.persistence)
-        pairs = [(e, both[t]) for t, e in self.scored if t in both]
-        if len(pairs) < 2:
+        model, held, held_all = _paired(self.scored, self.persistence)
+        if model.size < 2:
             return None
-        errors = np.asarray(pairs, dtype=np.float64)
-        model, held = errors[:, 0], errors[:, 1]
-        high_model, high_held = np.quantile(model, quantile), np.quantile(held, quantile)
+        (high_model,) = quantiles_linear(model, (quantile,))
+        (high_held,) = quantiles_linear(held, (quantile,))
         return Skill(
             model_loss=_pinball(model - high_model, quantile),
             persistence_loss=_pinball(held - high_held, quantile),
-            persistence_high=float(np.quantile(np.asarray([e for _, e in self.persistence]), quantile)),
-            windows=len(pairs),
+            persistence_high=quantiles_linear(held_all, (quantile,))[0],
+            windows=int(model.size),
         )
 
     def skill_at(self, now: float, quantile: float) -> Skill | None:
@@ -198,6 +267,47 @@ def _describe(rate: float, error: float) -> str:
     """An error on the √ scale as the rise it gives at `rate`: '+15 %' at 400 req/s for +1.5."""
     base = max(rate, 0.0)
     return f"{(from_scale(to_scale(base) + error) + 1.0) / (base + 1.0) - 1.0:+.0%}"
+
+
+def quantiles_linear(values: FloatArray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """`np.quantile(values, qs)` (method "linear"), the same bits, at a third of the cost.
+
+    numpy 1.26's quantile spends ~40 µs of Python around one partition of ~2,000 errors, and
+    the gate took four a minute. This is its arithmetic for a 1-D array without NaN: the
+    virtual index (n − 1)·q, the two order statistics around it, and `_lerp` (which
+    interpolates from the upper neighbour when the weight is ≥ ½). Anything else is numpy's.
+    """
+    n = int(values.size)
+    if n == 0 or not all(0.0 <= q <= 1.0 for q in qs) or bool(np.isnan(values).any()):
+        return tuple(float(v) for v in np.quantile(values, qs))
+    spots = [(n - 1) * q for q in qs]
+    kth = sorted({i for v in spots if v < n - 1 for i in (math.floor(v), math.floor(v) + 1)} | {n - 1})
+    part = np.partition(values, kth)
+    out = []
+    for v in spots:
+        if v >= n - 1:
+            out.append(float(part[n - 1]))
+            continue
+        i = math.floor(v)
+        a, b, gamma = float(part[i]), float(part[i + 1]), v - i
+        diff = b - a
+        out.append(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+    return tuple(out)
+
+
+def _paired(scored: ErrorLog, persistence: ErrorLog) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Model and persistence errors of the windows both scored (in scored order), and every
+    persistence error. A window issued at t pairs with the last persistence error issued at t."""
+    t_model, e_model, _ = scored.arrays()
+    t_held, e_held, ordered = persistence.arrays()
+    if not ordered:  # a clock that moved back within the log: the dict join, as written
+        both = dict(persistence)
+        pairs = [(e, both[t]) for t, e in scored if t in both]
+        errors = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+        return errors[:, 0], errors[:, 1], e_held
+    last = np.searchsorted(t_held, t_model, side="right") - 1
+    found = (last >= 0) & (t_held[np.maximum(last, 0)] == t_model)
+    return e_model[found], e_held[last[found]], e_held
 
 
 def _pinball(residual: FloatArray, quantile: float) -> float:
