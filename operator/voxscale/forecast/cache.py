@@ -67,6 +67,10 @@ class ForecastCache:
         if not 0.0 <= spread < 1.0:
             raise ValueError(f"spread must be in [0, 1), got {spread}")
         self._entries: dict[Hashable, _Entry] = {}
+        self._levels: dict[Hashable, tuple[_Entry, float, float, bytes, float]] = {}
+        """Per key: the re-anchoring level last computed, and the path and samples it read."""
+        self._periods: dict[Hashable, tuple[float, float]] = {}
+        """Per key: (refit_every, its spread period): a hash per key, not per tick."""
         self._errors: dict[Hashable, HorizonErrors] = {}
         self._calibrate = calibrate
         self._anchor_seconds = anchor_seconds
@@ -115,7 +119,11 @@ class ForecastCache:
     ) -> Forecast | None:
         settings = (seasonality_seconds, quantile, method, history.step)
         entry = self._entries.get(key)
-        period = refit_period(key, refit_every_seconds, self._spread)
+        known = self._periods.get(key)
+        if known is None or known[0] != refit_every_seconds:
+            known = self._periods[key] = (
+                refit_every_seconds, refit_period(key, refit_every_seconds, self._spread))
+        period = known[1]
         if entry is None or _stale(entry, settings, now, horizon_seconds, period):
             # Cover the whole refit period plus twice the horizon, so a growing learned warm-up
             # does not force an early refit: 1 h + 2 × 90 s = 63 points at 1 minute.
@@ -123,13 +131,27 @@ class ForecastCache:
             entry = self._refit(key, history, now, span, settings)
             if entry is None:
                 return None
-        level = entry.path.level_since_fit(history, self._anchor_seconds)
-        return entry.path.window(now, horizon_seconds, level)
+        return entry.path.window(now, horizon_seconds, self._level(key, entry, history))
+
+    def _level(self, key: Hashable, entry: _Entry, history: History) -> float:
+        """`level_since_fit`, reused while the path and the anchor's samples are the same: the
+        history moves once a minute, the loop ticks every 10 s."""
+        recent = history.last(self._anchor_seconds)
+        seen = recent.values.tobytes()
+        memo = self._levels.get(key)
+        if (memo is not None and memo[0] is entry and memo[1] == recent.start
+                and memo[2] == recent.step and memo[3] == seen):
+            return memo[4]
+        level = entry.path.level_since_fit(recent, self._anchor_seconds)
+        self._levels[key] = (entry, recent.start, recent.step, seen, level)
+        return level
 
     def forget(self, key: Hashable) -> None:
         """Drop a key (a shard that was removed): its fitted path and its scored errors."""
         self._entries.pop(key, None)
         self._errors.pop(key, None)
+        self._levels.pop(key, None)
+        self._periods.pop(key, None)
 
     def keys(self) -> set[Hashable]:
         """Every key holding a fitted path or scored errors."""
