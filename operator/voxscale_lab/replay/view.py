@@ -60,6 +60,8 @@ class View:
     warming: int = 0
     new_warmups: list[float] = field(default_factory=list)
     """Created→Ready durations of pods that became Ready since the policy last drained it."""
+    _rates: dict[tuple[int, bool], _RateBuffer] = field(default_factory=dict, repr=False)
+    """rate_history's whole steps so far, per (step, served): extended, never rebuilt."""
 
     def _window(self, seconds: float) -> tuple[int, int]:
         end = self.now_index
@@ -109,15 +111,45 @@ class View:
         return float(self.arrays.backlog[self.now_index - 1]) if self.now_index else 0.0
 
     def rate_history(self, step: float, *, served: bool = True) -> History:
-        """Observed rate at `step` seconds: the prior history, then whole steps of the run."""
-        cum = self.arrays.cum_served if served else self.arrays.cum_arrivals
+        """Observed rate at `step` seconds: the prior history, then whole steps of the run.
+
+        Rebuilding 14 days of 1-minute rates every 10-s tick cost more than the policy's own
+        maths; a buffer per (step, served) gets the steps completed since the last call
+        appended, the same numbers as `np.diff(cum[::k]) / k` over the whole run.
+        """
         k = max(1, round(step))
-        whole = self.now_index // k
-        run = np.diff(cum[: whole * k + 1 : k]) / k
-        prior = self.workload.prior
-        if len(prior) and round(prior.step) == k:
-            return History(prior.start, prior.step, np.concatenate([prior.values, run]))
-        return History(self.workload.start, float(k), run)
+        buffer = self._rates.get((k, served))
+        if buffer is None:
+            buffer = self._rates[(k, served)] = _RateBuffer(self.workload, k)
+        cum = self.arrays.cum_served if served else self.arrays.cum_arrivals
+        return buffer.upto(cum, self.now_index // k)
+
+
+class _RateBuffer:
+    """The prior history (when its step is k) followed by the run's rate at whole k-s steps."""
+
+    def __init__(self, workload: Workload, k: int) -> None:
+        prior = workload.prior
+        with_prior = len(prior) > 0 and round(prior.step) == k
+        head = prior.values if with_prior else np.empty(0)
+        self.start, self.step = (prior.start, prior.step) if with_prior else (workload.start, float(k))
+        self.k, self.offset, self.whole = k, head.size, 0
+        self.values = np.empty(head.size + workload.seconds // k)
+        self.values[: head.size] = head
+        self.history: History | None = None
+
+    def upto(self, cum: FloatArray, whole: int) -> History:
+        """History through step `whole` of the run (the same object while `whole` stands)."""
+        if whole == self.whole and self.history is not None:
+            return self.history
+        k = self.k
+        if whole > self.whole:
+            lo = self.offset + self.whole
+            self.values[lo : self.offset + whole] = np.diff(cum[self.whole * k : whole * k + 1 : k]) / k
+        self.whole = whole
+        # A view: later steps are written past its end, so what it shows never changes.
+        self.history = History(self.start, self.step, self.values[: self.offset + whole])
+        return self.history
 
 
 def mixture_quantile(lo: FloatArray, width: FloatArray, weight: FloatArray, p: float) -> float:
