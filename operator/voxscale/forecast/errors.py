@@ -57,6 +57,13 @@ class ErrorLog:
         self._head += 1
         return item
 
+    def drop_before(self, cutoff: float) -> None:
+        """popleft while the oldest pair was issued before `cutoff`."""
+        times, head, tail = self._times, self._head, self._tail
+        while head < tail and times[head] < cutoff:
+            head += 1
+        self._head = head
+
     def clear(self) -> None:
         self._head = self._tail = 0
         self._ordered = True
@@ -150,8 +157,7 @@ class HorizonErrors:
                 if math.isfinite(held):
                     self.persistence.append((issued, to_scale(seen) - to_scale(held)))
         for scored in (self.scored, self.persistence):
-            while scored and scored[0][0] < now - self.window_seconds:
-                scored.popleft()
+            scored.drop_before(now - self.window_seconds)
 
     def quantiles(self, *qs: float) -> tuple[float, ...] | None:
         """Empirical quantiles of the errors; None until they span `min_span_seconds`."""
@@ -317,9 +323,11 @@ def _pinball(residual: FloatArray, quantile: float) -> float:
 
 def last_observed(history: History) -> float | None:
     """The latest finite sample of `history`, or None."""
-    tail = history.values[-10:]
-    finite = tail[np.isfinite(tail)]
-    return float(finite[-1]) if finite.size else None
+    # Python floats: a mask and a fancy index per tick cost more than this loop.
+    for value in reversed(history.values[-10:].tolist()):
+        if math.isfinite(value):
+            return float(value)
+    return None
 
 
 def observed_max(history: History, start: float, until: float) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import NormalDist
 
 import numpy as np
@@ -49,12 +50,18 @@ class ForecastPath:
         lo, hi = now, now + max(horizon_seconds, 0.0)
         i0 = max(0, math.ceil((lo - self.start) / self.step))
         i1 = min(self.mean.size, math.floor((hi - self.start) / self.step) + 1)
-        mean = max(self._at(self.mean, lo), self._at(self.mean, hi))
-        upper = max(self._at(self.upper, lo), self._at(self.upper, hi))
-        if i1 > i0:
+        floats = self._floats
+        means, uppers = floats if floats is not None else (self.mean, self.upper)
+        at_lo = self._at(means, lo)
+        mean = max(at_lo, self._at(means, hi))
+        upper = max(self._at(uppers, lo), self._at(uppers, hi))
+        if i1 > i0 and floats is not None:
+            mean = max(mean, *floats[0][i0:i1])
+            upper = max(upper, *floats[1][i0:i1])
+        elif i1 > i0:
             mean = max(mean, float(self.mean[i0:i1].max()))
             upper = max(upper, float(self.upper[i0:i1].max()))
-        current = max(0.0, (self._at(self.mean, lo) + 1.0) * level - 1.0)
+        current = max(0.0, (at_lo + 1.0) * level - 1.0)
         mean = max(0.0, (mean + 1.0) * level - 1.0)
         upper = max(mean, (upper + 1.0) * level - 1.0)
         return Forecast(now, float(horizon_seconds), mean, upper, self.method, current)
@@ -79,8 +86,18 @@ class ForecastPath:
     def _grid(self) -> FloatArray:
         return self.start + self.step * np.arange(self.mean.size, dtype=np.float64)
 
-    def _at(self, series: FloatArray, t: float) -> float:
-        pos = min(max((t - self.start) / self.step, 0.0), series.size - 1.0)
+    @cached_property
+    def _floats(self) -> tuple[list[float], list[float]] | None:
+        """mean and upper as Python floats (None if either holds a NaN, which Python's max would
+        not propagate as numpy's does): `window` runs every tick on a path fitted hourly, and
+        reading numpy arrays element by element cost more than the arithmetic."""
+        if np.isnan(self.mean).any() or np.isnan(self.upper).any():
+            return None
+        return self.mean.tolist(), self.upper.tolist()
+
+    def _at(self, series: list[float] | FloatArray, t: float) -> float:
+        pos = min(max((t - self.start) / self.step, 0.0), len(series) - 1.0)
         i = int(pos)
-        j = min(i + 1, series.size - 1)
+        j = min(i + 1, len(series) - 1)
         return float(series[i] + (series[j] - series[i]) * (pos - i))
+
