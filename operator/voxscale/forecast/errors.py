@@ -37,14 +37,17 @@ class ErrorLog:
         self._head = self._tail = 0
         self._ordered = True
         """Issued times never decrease (what the join in `_paired` relies on)."""
+        self.strict = True
+        """Issued times always increase (no two windows issued at the same time)."""
         self.extend(items)
 
     def append(self, item: tuple[float, float]) -> None:
         if self._tail == self._times.size:
             self._make_room()
         t, e = item
-        if self._tail > self._head and t < self._times[self._tail - 1]:
-            self._ordered = False
+        if self._tail > self._head and t <= self._times[self._tail - 1]:
+            self.strict = False
+            self._ordered = self._ordered and t == self._times[self._tail - 1]
         self._times[self._tail], self._errors[self._tail] = t, e
         self._tail += 1
 
@@ -66,7 +69,7 @@ class ErrorLog:
 
     def clear(self) -> None:
         self._head = self._tail = 0
-        self._ordered = True
+        self._ordered = self.strict = True
 
     def arrays(self) -> tuple[FloatArray, FloatArray, bool]:
         """(issued times, log errors, whether the times never decrease): views, not copies."""
@@ -306,6 +309,9 @@ def _paired(scored: ErrorLog, persistence: ErrorLog) -> tuple[FloatArray, FloatA
     persistence error. A window issued at t pairs with the last persistence error issued at t."""
     t_model, e_model, _ = scored.arrays()
     t_held, e_held, ordered = persistence.arrays()
+    if persistence.strict and t_held.size == t_model.size and np.array_equal(t_held, t_model):
+        # The usual case: every scored window had a last rate beside it.
+        return e_model, e_held, e_held
     if not ordered:  # a clock that moved back within the log: the dict join, as written
         both = dict(persistence)
         pairs = [(e, both[t]) for t, e in scored if t in both]
