@@ -97,6 +97,12 @@ def simulate(policy: ScalingPolicy, workload: Workload, config: SimConfig) -> Ru
     arr = workload.arrivals
     out_served, out_q, out_ready, out_warm = arrays.served, arrays.backlog, arrays.ready, arrays.warming
     out_req, out_lo, out_w = arrays.requested, arrays.lo_ms, arrays.width_ms
+    cum_served, cum_batches, cum_ready = arrays.cum_served, arrays.cum_batches, arrays.cum_ready
+    # Python floats, not numpy scalars, through the per-second arithmetic (a numpy scalar op
+    # costs ~3× a float's): the same IEEE operations in the same order, so the same numbers,
+    # and the running sums are the cum arrays' own additions (cum[t + 1] = cum[t] + x).
+    arrivals = arr.tolist()
+    total_served = total_batches = total_ready = 0.0
     for t in range(n):
         if t % tick == 0:
             view.now_index = t
@@ -112,7 +118,7 @@ def simulate(policy: ScalingPolicy, workload: Workload, config: SimConfig) -> Ru
             ready += 1
             view.new_warmups.append(warm)
         cap = ready * mu
-        total = backlog + arr[t]
+        total = backlog + arrivals[t]
         if cap > 0:
             served = total if total < cap else cap
             per = served / ready
@@ -125,9 +131,10 @@ def simulate(policy: ScalingPolicy, workload: Workload, config: SimConfig) -> Ru
         backlog = total - served
         out_served[t], out_q[t], out_ready[t], out_warm[t] = served, backlog, ready, len(warming)
         out_req[t], out_lo[t], out_w[t] = requested, lo, s
-        arrays.cum_served[t + 1] = arrays.cum_served[t] + served
-        arrays.cum_batches[t + 1] = arrays.cum_batches[t] + (served / b if cap > 0 else 0.0)
-        arrays.cum_ready[t + 1] = arrays.cum_ready[t] + ready
+        total_served += served
+        total_batches += served / b if cap > 0 else 0.0
+        total_ready += ready
+        cum_served[t + 1], cum_batches[t + 1], cum_ready[t + 1] = total_served, total_batches, total_ready
     return Run(policy.name, workload.name, workload.start, config, arr, out_served, out_q,
                out_ready, out_warm, out_req, out_lo, out_w, events)
 
