@@ -11,7 +11,7 @@ from voxscale.series import History
 from voxscale_lab.capacity import CapacityProfile, load_profile
 from voxscale_lab.replay.report import score
 from voxscale_lab.replay.simulator import SimConfig, simulate
-from voxscale_lab.replay.view import View, mixture_quantile, mixture_quantile_rows
+from voxscale_lab.replay.view import View, _dense_quantile, mixture_quantile, mixture_quantile_rows
 from voxscale_lab.replay.workload import Workload
 
 # 100 ms per request, one at a time: 10 req/s per replica, p95 latency 195 ms with no queue.
@@ -109,6 +109,26 @@ def test_mixture_quantile_agrees_row_wise_and_exactly() -> None:
     exact = mixture_quantile(lo, width, weight, 0.95)
     rows = mixture_quantile_rows(lo[None, :], width[None, :], weight[None, :], 0.95)
     assert rows[0] == pytest.approx(exact, abs=1e-3)
+
+
+def test_mixture_quantile_by_running_sums_matches_the_dense_sum_of_every_uniform() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 90))
+        width = rng.uniform(50, 300, n)
+        lo = width + np.where(rng.uniform(size=n) < 0.3, rng.exponential(500, n), 0.0)
+        weight = rng.poisson(rng.choice([0.7, 400.0]), n).astype(np.float64)
+        if weight.sum() <= 0:
+            continue
+        dense = _dense_quantile(lo, width, weight, 0.95, float(weight.sum()))
+        assert mixture_quantile(lo, width, weight, 0.95) == pytest.approx(dense, rel=1e-12)
+
+
+def test_a_percentile_on_the_level_of_a_gap_takes_the_gap_s_lower_edge_as_before() -> None:
+    # 19 requests in [100, 200] ms, 1 in [1000, 1100]: the CDF is exactly 0.95 from 200 to
+    # 1,000 ms, and the p95 is where it first gets there (the running sums land a hair off).
+    lo, width, weight = np.array([100.0, 1000.0]), np.array([100.0, 100.0]), np.array([19.0, 1.0])
+    assert mixture_quantile(lo, width, weight, 0.95) == 200.0
 
 
 def test_the_default_profile_batches_within_published_gains_and_meets_its_slo() -> None:

