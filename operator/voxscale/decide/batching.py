@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import NamedTuple
 
 from voxscale.api import ScalerState
 from voxscale.decide.capacity import ServiceTime
+from voxscale.decide.evolve import evolve
 from voxscale.decide.types import Policy, ShardMetrics
 
 MIN_MODELLED_BATCH = 2.0
@@ -54,7 +54,7 @@ def calibrate_service_time(
         return Calibrated(policy, state)
     line = (f"capacity: batches take {scale:.2f}× the profile ({_evidence(metrics, ready)}):"
             f" {mu:.1f} rps/replica at the SLO, not {policy.capacity_rps:.1f}")
-    return Calibrated(replace(policy, capacity_rps=mu, service=scaled), state, (line,))
+    return Calibrated(evolve(policy, capacity_rps=mu, service=scaled), state, (line,))
 
 
 def _observed_scale(policy: Policy, metrics: ShardMetrics, ready: int) -> float | None:

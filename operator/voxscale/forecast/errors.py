@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from voxscale.decide.evolve import evolve
 from voxscale.decide.types import Forecast
 from voxscale.series import FloatArray, History
 
@@ -245,9 +246,9 @@ class HorizonErrors:
             method = (f"last rate, p{quantile * 100:g} rise {_describe(held, skill.persistence_high)}"
                       f" (pinball {skill.persistence_loss:.3f} < {forecast.method.split(',')[0]}"
                       f" {skill.model_loss:.3f} over {skill.windows} windows)")
-            return replace(forecast, mean=mean, upper=upper, method=method,
+            return evolve(forecast, mean=mean, upper=upper, method=method,
                            current=held, calibrated=True)
-        return replace(forecast, mean=mean, upper=upper, method=method, current=current,
+        return evolve(forecast, mean=mean, upper=upper, method=method, current=current,
                        calibrated=True)
 
 
