@@ -190,18 +190,22 @@ def _additive_damped_pass(
     nobs = y.size
     y_alpha = (alpha * y).tolist()
     y_gamma = (gamma * y).tolist()
-    alphac, betac, gammac = 1 - alpha, 1 - beta, 1 - gamma
-    lv = [0.0] * (nobs + 1)
-    bv = [0.0] * (nobs + 1)
-    sv = [0.0] * (nobs + m)
-    lv[0], bv[0] = float(l0), float(b0)
-    sv[:m] = np.asarray(s0, dtype=np.float64).tolist()
+    alphac, betac, gammac = float(1 - alpha), float(1 - beta), float(1 - gamma)
     alpha, beta, gamma, phi = float(alpha), float(beta), float(gamma), float(phi)
-    for i in range(1, nobs + 1):
-        level, trend = lv[i - 1], bv[i - 1] * phi
-        lv[i] = y_alpha[i - 1] - (alpha * sv[i - 1]) + (alphac * (level + trend))
-        bv[i] = (beta * (lv[i] - level)) + (betac * trend)
-        sv[i + m - 1] = y_gamma[i - 1] - (gamma * (level + trend)) + (gammac * sv[i - 1])
+    level, trend = float(l0), float(b0)
+    lv, bv = [level], [trend]
+    sv = np.asarray(s0, dtype=np.float64).tolist()
+    # Step i reads the season one period back, sv[i - 1], and appends sv[i + m - 1]: the list
+    # iterator reaches each appended value a period after it was written.
+    for ya, yg, season in zip(y_alpha, y_gamma, sv, strict=False):
+        damped = trend * phi
+        both = level + damped
+        new_level = ya - (alpha * season) + (alphac * both)
+        trend = (beta * (new_level - level)) + (betac * damped)
+        sv.append(yg - (gamma * both) + (gammac * season))
+        level = new_level
+        lv.append(level)
+        bv.append(trend)
     lvls = np.zeros((nobs + h + 1,))
     b = np.zeros((nobs + h + 1,))
     s = np.zeros((nobs + h + m + 1,))
