@@ -229,8 +229,6 @@ class HorizonErrors:
         base = to_scale(forecast.mean)
         mean = from_scale(base + mid)
         upper = max(mean, from_scale(base + high))
-        method = (f"{forecast.method}, p{quantile * 100:g} error {_describe(forecast.mean, high)}"
-                  f" over {len(self.scored)} windows")
         current = forecast.current
         if current is not None:
             current = from_scale(to_scale(current) + mid)
@@ -247,9 +245,12 @@ class HorizonErrors:
                       f" (pinball {skill.persistence_loss:.3f} < {forecast.method.split(',')[0]}"
                       f" {skill.model_loss:.3f} over {skill.windows} windows)")
             return evolve(forecast, mean=mean, upper=upper, method=method,
-                           current=held, calibrated=True)
+                          current=held, calibrated=True)
+        # Formatted only on the branch that returns it.
+        method = (f"{forecast.method}, p{quantile * 100:g} error {_describe(forecast.mean, high)}"
+                  f" over {len(self.scored)} windows")
         return evolve(forecast, mean=mean, upper=upper, method=method, current=current,
-                       calibrated=True)
+                      calibrated=True)
 
 
 @dataclass(frozen=True)
