@@ -67,8 +67,9 @@ class ForecastCache:
         if not 0.0 <= spread < 1.0:
             raise ValueError(f"spread must be in [0, 1), got {spread}")
         self._entries: dict[Hashable, _Entry] = {}
-        self._levels: dict[Hashable, tuple[_Entry, float, float, bytes, float]] = {}
-        """Per key: the re-anchoring level last computed, and the path and samples it read."""
+        self._levels: dict[Hashable, tuple[_Entry, float, float, bytes, float, History]] = {}
+        """Per key: the re-anchoring level last computed, the path and samples it read, and the
+        History they came from (History is a frozen value: the same object, the same samples)."""
         self._periods: dict[Hashable, tuple[float, float]] = {}
         """Per key: (refit_every, its spread period): a hash per key, not per tick."""
         self._errors: dict[Hashable, HorizonErrors] = {}
@@ -136,14 +137,17 @@ class ForecastCache:
     def _level(self, key: Hashable, entry: _Entry, history: History) -> float:
         """`level_since_fit`, reused while the path and the anchor's samples are the same: the
         history moves once a minute, the loop ticks every 10 s."""
+        memo = self._levels.get(key)
+        if memo is not None and memo[0] is entry and memo[5] is history:
+            return memo[4]  # the very History of the last tick (a replay asks 6 times a minute)
         recent = history.last(self._anchor_seconds)
         seen = recent.values.tobytes()
-        memo = self._levels.get(key)
         if (memo is not None and memo[0] is entry and memo[1] == recent.start
                 and memo[2] == recent.step and memo[3] == seen):
-            return memo[4]
-        level = entry.path.level_since_fit(recent, self._anchor_seconds)
-        self._levels[key] = (entry, recent.start, recent.step, seen, level)
+            level = memo[4]
+        else:
+            level = entry.path.level_since_fit(recent, self._anchor_seconds)
+        self._levels[key] = (entry, recent.start, recent.step, seen, level, history)
         return level
 
     def forget(self, key: Hashable) -> None:

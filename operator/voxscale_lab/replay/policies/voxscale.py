@@ -26,6 +26,7 @@ from voxscale.decide import (
     record_warmups,
 )
 from voxscale.forecast import ForecastCache
+from voxscale.series import History
 from voxscale_lab.replay.policies.base import PolicyContext
 from voxscale_lab.replay.view import View
 
@@ -70,6 +71,7 @@ class VoxscalePolicy:
         self.last_decision: Decision | None = None
         self.last_forecast: Forecast | None = None
         """The latest tick's inputs and outcome, for timelines (the demo) and tests."""
+        self._seen: tuple[History, History] | None = None
 
     def step(self, now: float, view: View) -> int:
         self.state = record_warmups(self.state, view.new_warmups)
@@ -78,7 +80,7 @@ class VoxscalePolicy:
         forecast = None
         if self.policy.forecast_enabled:
             forecast = self.cache.forecast(
-                "replay", view.rate_history(RESOLUTION_SECONDS).last(HISTORY_SECONDS),
+                "replay", self._history(view),
                 horizon_seconds(self.policy, self.state), now,
                 seasonality_seconds=SEASONALITY_SECONDS, refit_every_seconds=REFIT_EVERY_SECONDS,
                 quantile=self.quantile, method=self.method,
@@ -87,6 +89,14 @@ class VoxscalePolicy:
         self.state, self.desired = decision.state, decision.replicas
         self.last_decision, self.last_forecast = decision, forecast
         return decision.replicas
+
+    def _history(self, view: View) -> History:
+        """The rate history the loop queries (the last 7 days at 1 minute): the same object for
+        the 6 ticks of a minute, so the cache can see at a glance that nothing moved."""
+        whole = view.rate_history(RESOLUTION_SECONDS)
+        if self._seen is None or self._seen[0] is not whole:
+            self._seen = (whole, whole.last(HISTORY_SECONDS))
+        return self._seen[1]
 
     def observe(self, now: float, view: View) -> Observation:
         metrics = ShardMetrics(
