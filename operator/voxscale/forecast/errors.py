@@ -344,6 +344,6 @@ def observed_max(history: History, start: float, until: float) -> float | None:
     hi = min(len(history), math.floor((until - history.start) / history.step) + 1)
     if hi <= lo:
         return None
-    window = history.values[lo:hi]
-    finite = window[np.isfinite(window)]
-    return float(finite.max()) if finite.size else None
+    # A horizon is a handful of samples: Python floats beat a numpy mask and max on them.
+    finite = [v for v in history.values[lo:hi].tolist() if math.isfinite(v)]
+    return max(finite) if finite else None
