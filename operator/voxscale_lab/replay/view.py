@@ -172,7 +172,7 @@ def mixture_quantile(lo: FloatArray, width: FloatArray, weight: FloatArray, p: f
     slope = np.concatenate((rate, -rate))[order].cumsum()
     cdf = np.empty(points.size)
     cdf[0] = 0.0
-    np.cumsum(slope[:-1] * np.diff(points), out=cdf[1:])
+    np.cumsum(slope[:-1] * (points[1:] - points[:-1]), out=cdf[1:])
     cdf /= total
     i = int(np.searchsorted(cdf, p))
     if (i > 0 and abs(cdf[i - 1] - p) < _LEVEL_TIE) or (i < len(points) and abs(cdf[i] - p) < _LEVEL_TIE):
