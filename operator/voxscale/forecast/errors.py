@@ -198,10 +198,12 @@ class HorizonErrors:
             return None
         (high_model,) = quantiles_linear(model, (quantile,))
         (high_held,) = quantiles_linear(held, (quantile,))
+        # Every persistence error was paired (the usual case): the same array, the same quantile.
+        high_all = high_held if held_all is held else quantiles_linear(held_all, (quantile,))[0]
         return Skill(
             model_loss=_pinball(model - high_model, quantile),
             persistence_loss=_pinball(held - high_held, quantile),
-            persistence_high=quantiles_linear(held_all, (quantile,))[0],
+            persistence_high=high_all,
             windows=int(model.size),
         )
 
