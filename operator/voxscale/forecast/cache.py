@@ -100,7 +100,9 @@ class ForecastCache:
                         refit_every_seconds=refit_every_seconds, quantile=quantile, method=method)
         if raw is None or not self._calibrate:
             return raw
-        errors = self._errors.setdefault(key, HorizonErrors())
+        errors = self._errors.get(key)
+        if errors is None:  # not setdefault: that would build (and drop) a log every tick
+            errors = self._errors[key] = HorizonErrors()
         errors.score(history, now)
         last = last_observed(history)
         errors.issue(now, horizon_seconds, raw.mean, last)
