@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from voxscale import names
+from voxscale_lab.demo.parts import scrape_configs
 from voxscale_lab.devcluster import Kubectl
 from voxscale_lab.harness.manifests import example_speechcluster
 from voxscale_lab.harness.operator_process import OperatorProcess
+from voxscale_lab.harness.prometheus import PrometheusServer, require_binary_for_test, run_prometheus
 from voxscale_lab.harness.waiting import eventually
 
 # What a failing scenario prints, besides the operator's log.
@@ -45,6 +47,27 @@ def running_operator(kubectl: Kubectl, workdir: Path, tag: str,
         yield op
     finally:
         op.stop()
+
+
+@contextmanager
+def operator_on_bridged_workers(
+    kubectl: Kubectl, workdir: Path, tag: str, base: Path,
+    extra_scrape_configs: Sequence[dict[str, Any]] = (),
+) -> Iterator[tuple[PrometheusServer, Path, OperatorProcess]]:
+    """A real Prometheus scraping the demo bridge's workers, and the operator reading it.
+
+    The workers' job reads the file_sd list `base`/workers.json (empty until the bridge writes
+    it), so pods the ReplicaSet controller creates are scraped as they come; the operator's own
+    metrics are not scraped. Yields (prometheus, the file_sd path for the bridge, operator).
+    """
+    require_binary_for_test("prometheus")
+    data_dir, sd_file = base / "data", base / "workers.json"
+    data_dir.mkdir()
+    sd_file.write_text("[]")
+    workers = scrape_configs(sd_file, 0)[:1]
+    with run_prometheus(data_dir, scrape_configs=[*workers, *extra_scrape_configs]) as prom, \
+            running_operator(kubectl, workdir, tag, [prom.url]) as op:
+        yield prom, sd_file, op
 
 
 def dump(kubectl: Kubectl, namespace: str) -> str:

@@ -50,7 +50,7 @@ from e2e.operator_process import (
     e2e_spec,
     events,
     operator_namespace,
-    running_operator,
+    operator_on_bridged_workers,
     shard_status,
     speechcluster,
     wait_seconds,
@@ -59,11 +59,11 @@ from voxscale import names
 from voxscale.api import parse_spec
 from voxscale.k8s import Kube
 from voxscale_lab.demo.bridge import Bridge, syncing
-from voxscale_lab.demo.parts import SCRAPE_SECONDS, scrape_configs
+from voxscale_lab.demo.parts import SCRAPE_SECONDS
 from voxscale_lab.devcluster import Kubectl
 from voxscale_lab.devcluster.topology import PricedPool
 from voxscale_lab.harness.ports import free_port
-from voxscale_lab.harness.prometheus import PrometheusServer, require_binary_for_test, run_prometheus
+from voxscale_lab.harness.prometheus import PrometheusServer
 from voxscale_lab.worker.classes import ClassSeries
 from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, set_profile, worker_spec
 
@@ -100,11 +100,7 @@ class Env:
 def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any], kubectl: Kubectl,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     pytest.importorskip("tritonclient", reason="needs the worker extra: pip install -e '.[worker]'")
-    require_binary_for_test("prometheus")
     base = tmp_path_factory.mktemp("spotmix-prometheus")
-    data_dir, sd_file = base / "data", base / "workers.json"
-    data_dir.mkdir()
-    sd_file.write_text("[]")
     class_port = free_port()
     every = f"{SCRAPE_SECONDS}s"
     # The class series name their shard themselves (a gateway is no pod of it): honor_labels.
@@ -113,8 +109,8 @@ def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any], kubectl: Kubectl
     kubectl.apply(*SPOT.manifests(), *ON_DEMAND.manifests())
     try:
         eventually("priced pool nodes Ready", lambda: _ready_nodes(kubectl) == 16, timeout=90)
-        with run_prometheus(data_dir, scrape_configs=[*scrape_configs(sd_file, 0)[:1], classes]) as prom, \
-                running_operator(kubectl, cluster.workdir, TAG, [prom.url]) as op:
+        with operator_on_bridged_workers(kubectl, cluster.workdir, TAG, base, [classes]) as parts:
+            prom, sd_file, op = parts
             yield Env(prom, sd_file, class_port, op)
     finally:
         # Waited for: untainted eu-west GPU nodes left behind would take later modules' pods.

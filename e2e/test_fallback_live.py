@@ -38,7 +38,7 @@ from e2e.operator_process import (
     e2e_spec,
     events,
     operator_namespace,
-    running_operator,
+    operator_on_bridged_workers,
     shard_status,
     speechcluster,
     wait_seconds,
@@ -48,11 +48,10 @@ from voxscale.api import parse_spec
 from voxscale.k8s import Kube
 from voxscale.render.routes import infer_path
 from voxscale_lab.demo.bridge import Bridge, Running, syncing
-from voxscale_lab.demo.parts import scrape_configs
 from voxscale_lab.devcluster import Kubectl
 from voxscale_lab.harness.front_door import Endpoint
 from voxscale_lab.harness.haproxy import FrontDoor, require_haproxy, run_front_door
-from voxscale_lab.harness.prometheus import PrometheusServer, require_binary_for_test, run_prometheus
+from voxscale_lab.harness.prometheus import PrometheusServer
 from voxscale_lab.worker.loadgen import chunk_audio
 from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, add_fallback_model, set_profile, worker_spec
 
@@ -91,14 +90,9 @@ class Env:
 def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any], gateway_api_crds: dict[str, Any],
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     pytest.importorskip("tritonclient", reason="needs the worker extra: pip install -e '.[worker]'")
-    require_binary_for_test("prometheus")
     require_haproxy()
     base = tmp_path_factory.mktemp("fblive-prometheus")
-    data_dir, sd_file = base / "data", base / "workers.json"
-    data_dir.mkdir()
-    sd_file.write_text("[]")
-    with run_prometheus(data_dir, scrape_configs=scrape_configs(sd_file, 0)[:1]) as prom, \
-            running_operator(cluster.kubectl, cluster.workdir, TAG, [prom.url]) as op:
+    with operator_on_bridged_workers(cluster.kubectl, cluster.workdir, TAG, base) as (prom, sd_file, op):
         yield Env(prom, sd_file, op)
 
 

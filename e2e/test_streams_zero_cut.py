@@ -31,14 +31,19 @@ import numpy as np
 import pytest
 
 from e2e.helpers import FIGURES, E2ECluster, eventually
-from e2e.operator_process import e2e_spec, operator_namespace, running_operator, shard_status, speechcluster
+from e2e.operator_process import (
+    e2e_spec,
+    operator_namespace,
+    operator_on_bridged_workers,
+    shard_status,
+    speechcluster,
+)
 from voxscale import names
 from voxscale.api import parse_spec
 from voxscale.k8s import Kube
 from voxscale_lab.demo.bridge import Bridge, Drain, syncing
-from voxscale_lab.demo.parts import scrape_configs
 from voxscale_lab.devcluster import Kubectl
-from voxscale_lab.harness.prometheus import PrometheusServer, require_binary_for_test, run_prometheus
+from voxscale_lab.harness.prometheus import PrometheusServer
 from voxscale_lab.worker.loadgen import chunk_audio
 from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, worker_spec
 from voxscale_lab.worker.streams import AudioStream, StreamRecord
@@ -74,14 +79,8 @@ class Env:
 def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any],
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     pytest.importorskip("tritonclient", reason="needs the worker extra: pip install -e '.[worker]'")
-    require_binary_for_test("prometheus")
     base = tmp_path_factory.mktemp("zerocut-prometheus")
-    data_dir, sd_file = base / "data", base / "workers.json"
-    data_dir.mkdir()
-    sd_file.write_text("[]")
-    # Only the workers' job: the operator's metrics are not needed here.
-    with run_prometheus(data_dir, scrape_configs=scrape_configs(sd_file, 0)[:1]) as prom, \
-            running_operator(cluster.kubectl, cluster.workdir, TAG, [prom.url]) as op:
+    with operator_on_bridged_workers(cluster.kubectl, cluster.workdir, TAG, base) as (prom, sd_file, op):
         yield Env(prom, sd_file, op)
 
 
