@@ -55,6 +55,17 @@ def test_one_reading_moves_a_learned_scale_by_a_fifth_and_at_most_2x() -> None:
     assert wild.state.service_time_scale == pytest.approx(32 / (40 * (0.06 + 0.012 * 32)))
 
 
+def test_batches_read_while_a_backlog_queues_say_nothing_about_service_time() -> None:
+    # The reading of the first test, taken while 10 replicas hold 400 requests (past one full
+    # batch of 32 each): the batches are as large as the queue makes them, so the learned
+    # scale stays where it was. Up to one full batch each is a replica forming its next batch.
+    learned = ScalerState(service_time_scale=1.1)
+    queued = calibrate_service_time(P, metrics(400.0, 12.0, queue=400.0), 10, learned)
+    assert queued.state.service_time_scale == 1.1
+    forming = calibrate_service_time(P, metrics(400.0, 12.0, queue=320.0), 10, learned)
+    assert forming.state.service_time_scale == pytest.approx(1.1 + 0.2 * (300 / 204 - 1.1))
+
+
 def test_no_profile_or_no_batch_series_leaves_the_policy_alone() -> None:
     plain = policy(capacity_rps=60.0, target_utilization=None)
     assert calibrate_service_time(plain, metrics(400.0, 12.0), 10, ScalerState()).policy == plain

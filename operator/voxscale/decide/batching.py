@@ -8,6 +8,7 @@ from typing import NamedTuple
 from voxscale.api import ScalerState
 from voxscale.decide.capacity import ServiceTime
 from voxscale.decide.evolve import evolve
+from voxscale.decide.reactive import backlog_requests
 from voxscale.decide.types import Policy, ShardMetrics
 
 MIN_MODELLED_BATCH = 2.0
@@ -65,11 +66,20 @@ def _observed_scale(policy: Policy, metrics: ShardMetrics, ready: int) -> float 
     30 + 4·b ms) at 75 req/s, half of it moved: both batch ~12.2, busy 37.5/12.2 × 0.246 +
     37.5/12.2 × 0.079 = 1.0, the profile holds. The main model's batch against both models' rate
     would read 12.2 / (75 × 0.246) = 0.66: a main model a third faster than it is, whose
-    capacity then asks for the share back while the load is unchanged."""
+    capacity then asks for the share back while the load is unchanged.
+
+    No reading while requests queue past one full batch per ready replica: then the batches
+    are as large as the queue makes them, not as the arrival rate does, and the replicas
+    are serving a backlog the 1m rate does not count. Seen on the Azure code trace at a
+    120 s warm-up: a burst's backlog read as batches taking 1.66× the profile, which halved
+    the capacity the rest of the hour was planned with (1.99× → 1.76× the oracle's
+    replica-hours at the same violation minutes once those readings were skipped)."""
     service, b, rate = policy.service, metrics.batch_efficiency, metrics.rate
     if service is None or ready <= 0 or b is None or rate is None:
         return None
     if not (math.isfinite(b) and math.isfinite(rate)) or b < 1.0 or rate <= 0:
+        return None
+    if backlog_requests(metrics.queue, ready, policy) > 0:
         return None
     moved = _moved_busy(policy, metrics, ready)
     per = (rate - (metrics.fallback_rate or 0.0)) / ready

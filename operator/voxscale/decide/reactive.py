@@ -36,7 +36,7 @@ def reactive_replicas(
     rate = metrics.rate if metrics.rate is not None and math.isfinite(metrics.rate) else 0.0
     rate = max(0.0, rate)
     model = capacity or policy.capacity
-    backlog = _backlog(metrics.queue, ready, policy)
+    backlog = backlog_requests(metrics.queue, ready, policy)
     demand = rate + (backlog / drain_seconds if backlog and drain_seconds else 0.0)
     by_rate = model.replicas_for(demand)
     lines = [f"observed: rate {rate:.1f} rps → {by_rate} ({model.describe(demand, by_rate)})"]
@@ -77,7 +77,7 @@ def burst_replicas(
                     f" {rate:.1f} rps → {n}, above the stable rate's {stable}",))
 
 
-def _backlog(queue: float | None, ready: int, policy: Policy) -> float:
+def backlog_requests(queue: float | None, ready: int, policy: Policy) -> float:
     """Requests waiting beyond the next full batch of every ready replica: a saturated shard's
     served rate understates its demand by what piles up (Triton's pending count includes the
     batch each replica is forming, so only the excess is backlog)."""
