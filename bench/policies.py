@@ -39,9 +39,10 @@ from voxscale_lab.replay.pareto import (
 )
 from voxscale_lab.replay.plot import plot_fronts
 from voxscale_lab.replay.policies import BASELINES, POLICY_NAMES
+from voxscale_lab.replay.policies.present import Reach, cheapest_within
 from voxscale_lab.replay.policies.voxscale import QUANTILE
 from voxscale_lab.replay.report import Score, markdown, score, with_oracle_ratio
-from voxscale_lab.replay.runner import Scenario, load, replay
+from voxscale_lab.replay.runner import Scenario, load, replay, replay_present
 from voxscale_lab.replay.workload import trace_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,31 @@ def run_one(path: str, scenario: Scenario, knobs: dict[str, object],
     workload = load(path, profile, scenario)
     runs = replay(workload, policies, profile, scenario, knobs)
     return with_oracle_ratio([score(r, profile.slo_ms, profile.percentile) for r in runs])
+
+
+def present_reach(path: str, scenario: Scenario) -> list[Reach]:
+    """The present-knowing yardstick's cheapest setting within 1 % and within 2 % violation
+    minutes (the seasonal and the bursty goal's budgets), × the oracle's replica-hours."""
+    profile = load_profile()
+    workload = load(path, profile, scenario)
+    oracle = score(replay(workload, ["oracle"], profile, scenario)[0], profile.slo_ms,
+                   profile.percentile)
+    points = []
+    for setting, run in replay_present(workload, profile, scenario):
+        s = score(run, profile.slo_ms, profile.percentile)
+        points.append((setting, s.replica_hours / oracle.replica_hours, s.violation_minutes_pct))
+    return [cheapest_within(points, budget) for budget in (1.0, 2.0)]
+
+
+def print_reach(reaches: dict[str, list[Reach]]) -> None:
+    print("\nWhat knowing the present buys (replay/policies/present.py: the exact rate of each"
+          " second, no lag, no noise, nothing of the future; the cheapest of its settings):")
+    for trace, by_budget in reaches.items():
+        cells = "; ".join(f"within {r.budget_pct:g} %: {_fmt(r.cost, '×')}"
+                          + (f" ({r.setting.describe()}, {r.violations_pct:.2f} %)"
+                             if r.setting and r.violations_pct is not None else "")
+                          for r in by_budget)
+        print(f"  {trace}: {cells}")
 
 
 def timing(path: Path) -> None:
@@ -126,7 +152,8 @@ def derived_tables(curves: Curves) -> list[str]:
     return lines
 
 
-def goals(curves: Curves, defaults: Sequence[Score], w_scores: Sequence[Score]) -> list[str]:
+def goals(curves: Curves, defaults: Sequence[Score], w_scores: Sequence[Score],
+          reaches: dict[str, list[Reach]]) -> list[str]:
     lines: list[str] = []
     at = {(s.trace, s.policy): s for s in defaults}
 
@@ -143,6 +170,10 @@ def goals(curves: Curves, defaults: Sequence[Score], w_scores: Sequence[Score]) 
                      f" {trace} ({'seasonal' if seasonal else 'bursty'}): {v.oracle_ratio:.2f}× oracle"
                      f" (goal ≤ {cost_goal}×) at {v.violation_minutes_pct:.2f}% violation minutes"
                      f" (goal ≤ {viol_goal:g}%)")
+        reach = next((r for r in reaches.get(trace, []) if r.budget_pct == viol_goal), None)
+        if reach is not None and (reach.cost is None or reach.cost > cost_goal):
+            lines.append(f"       knowing the present exactly needs {_fmt(reach.cost, '×')} within"
+                         f" {viol_goal:g}%: the goal needs foresight of the rises (forecast skill)")
         hpa = at_setting(by_policy.get("hpa", []), HPA_DEFAULT_TARGET)
         if hpa is None:
             continue
@@ -216,8 +247,12 @@ def main() -> int:
         w_jobs = [pool.submit(run_one, str(p), Scenario(warmup_seconds=w, span_days=span),
                               {"quantile": DEFAULT_QUANTILE}, ("voxscale", "hpa", "oracle"))
                   for p in paths for w in (30.0, 180.0)]
+        present_jobs = {p.stem: pool.submit(present_reach, str(p),
+                                            Scenario(warmup_seconds=W, span_days=span))
+                        for p in paths}
         curves, defaults = sweep(paths, span, pool)
         w_scores = [s for job in w_jobs for s in job.result()]
+        reaches = {trace: job.result() for trace, job in present_jobs.items()}
     print_fronts(curves)
     table = markdown(sorted(defaults, key=lambda s: (s.trace, s.policy)))
     derived = derived_tables(curves)
@@ -225,7 +260,9 @@ def main() -> int:
           f" {HPA_DEFAULT_TARGET:g}), W = {W:g} s:\n" + table)
     print("\nRead off the fronts at HPA's default point:\n" + "\n".join(derived))
     print("\nvoxscale's default quantile, leave-one-trace-out:\n" + "\n".join(loto(curves)))
-    print(f"\nGOALS (W = {W:g} s, span {span:g} days):\n" + "\n".join(goals(curves, defaults, w_scores)))
+    print_reach(reaches)
+    print(f"\nGOALS (W = {W:g} s, span {span:g} days):\n"
+          + "\n".join(goals(curves, defaults, w_scores, reaches)))
     plot_fronts(curves, out / "fronts.png")
     (out / "fronts.json").write_text(json.dumps(
         {t: {p: [asdict(x) for x in pts] for p, pts in by.items()} for t, by in curves.items()},

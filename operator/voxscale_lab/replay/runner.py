@@ -9,6 +9,7 @@ from pathlib import Path
 
 from voxscale_lab.capacity import CapacityProfile
 from voxscale_lab.replay.policies import PolicyContext, build_policy
+from voxscale_lab.replay.policies.present import PresentOracle, Setting, settings
 from voxscale_lab.replay.simulator import Run, SimConfig, simulate
 from voxscale_lab.replay.workload import DAY, Workload, build_workload
 
@@ -67,10 +68,22 @@ def replay(
 ) -> list[Run]:
     """Every policy on the same arrivals; `knobs` tune voxscale's spec (see build_policy)."""
     ctx = context(profile, workload, scenario)
-    config = SimConfig(
-        profile, scenario.warmup_seconds, max_replicas=scenario.max_replicas,
-        initial_replicas=ctx.initial_replicas,
-    )
+    config = _config(profile, scenario, ctx)
     return [
         simulate(build_policy(name, ctx, workload, knobs), workload, config) for name in policies
     ]
+
+
+def replay_present(
+    workload: Workload, profile: CapacityProfile, scenario: Scenario
+) -> list[tuple[Setting, Run]]:
+    """The present-knowing yardstick (policies/present.py) at every setting of its sweep."""
+    ctx = context(profile, workload, scenario)
+    config = _config(profile, scenario, ctx)
+    return [(s, simulate(PresentOracle(ctx, workload.rate, s), workload, config))
+            for s in settings(scenario.warmup_seconds)]
+
+
+def _config(profile: CapacityProfile, scenario: Scenario, ctx: PolicyContext) -> SimConfig:
+    return SimConfig(profile, scenario.warmup_seconds, max_replicas=scenario.max_replicas,
+                     initial_replicas=ctx.initial_replicas)
