@@ -18,6 +18,7 @@ which the test's Prometheus scrapes and the operator reads.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -175,6 +176,13 @@ class MixedLoad:
             job.on_time += seconds <= job.deadline_seconds
             if job.answered == job.size:
                 job.done_at = time.time()
+
+
+def p95_ms(answers: list[Answer]) -> float:
+    """The callers' p95 in ms; a request that never got an answer counts as infinitely slow (so
+    the rank above, not an interpolation that could land between a latency and infinity)."""
+    values = [a.seconds * 1000 if a.outcome == "ok" else math.inf for a in answers]
+    return float(np.percentile(values, 95, method="higher")) if values else math.nan
 
 
 class _Sender:

@@ -1,4 +1,5 @@
-"""Helpers the e2e scenarios share: the cluster handle, printed figures, GPU Deployments, conditions.
+"""Helpers the e2e scenarios share: the cluster handle, printed figures, GPU Deployments, conditions,
+background threads.
 
 Polling, the CRD and the example SpeechCluster come from the lab's harness (re-exported here for
 the scenarios): `eventually`, `install_crd`, `example_speechcluster`.
@@ -6,6 +7,9 @@ the scenarios): `eventually`, `install_crd`, `example_speechcluster`.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +19,8 @@ from voxscale_lab.devcluster import Kubectl, LocalCluster
 from voxscale_lab.harness.manifests import example_speechcluster, install_crd
 from voxscale_lab.harness.waiting import eventually
 
-__all__ = ["FIGURES", "REPO", "E2ECluster", "condition", "eventually", "example_speechcluster",
-           "gpu_deployment", "install_crd"]
+__all__ = ["FIGURES", "REPO", "E2ECluster", "background", "condition", "eventually",
+           "example_speechcluster", "gpu_deployment", "install_crd"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,3 +74,12 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
         if c["type"] == kind:
             return dict(c)
     return None
+
+
+def background(stack: ExitStack, target: Callable[[], object], stop: threading.Event, name: str,
+               join_seconds: float = 60) -> None:
+    """`target` on a thread until the stack unwinds: then `stop` is set and the thread joined."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    stack.callback(thread.join, join_seconds)
+    stack.callback(stop.set)

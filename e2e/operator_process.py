@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,18 @@ def shard_status(obj: dict[str, Any], shard: str) -> dict[str, Any] | None:
     return None
 
 
-def events(kubectl: Kubectl, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
+def events(kubectl: Kubectl, namespace: str, reason: str | None = None, *,
+           since: float | None = None) -> list[dict[str, Any]]:
+    """The namespace's Events, of `reason` if given, (last) posted at or after `since` if given."""
     items: list[dict[str, Any]] = kubectl.json("get", "events", "-n", namespace)["items"]
-    return [e for e in items if reason is None or e.get("reason") == reason]
+    return [e for e in items if (reason is None or e.get("reason") == reason)
+            and (since is None or _posted_since(e, since))]
+
+
+def _posted_since(event: dict[str, Any], at: float) -> bool:
+    """Whether the Event was (last) posted at or after `at` (the API stores whole seconds)."""
+    stamp = event.get("lastTimestamp") or event.get("eventTime") or ""
+    return bool(stamp) and datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() >= at - 1
 
 
 def wait_seconds(seconds: float) -> None:

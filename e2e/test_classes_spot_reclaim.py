@@ -30,31 +30,26 @@ status trace printed shows it). It is printed, not hidden: docs/classes.md says 
 
 from __future__ import annotations
 
-import math
 import shutil
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from e2e.class_load import Answer, Job, MixedLoad
-from e2e.helpers import FIGURES, E2ECluster, condition, eventually
+from e2e.class_load import Answer, Job, MixedLoad, p95_ms
+from e2e.helpers import FIGURES, E2ECluster, background, eventually
 from e2e.operator_process import (
     e2e_spec,
     events,
     operator_namespace,
     operator_on_bridged_workers,
-    shard_status,
-    speechcluster,
     wait_seconds,
 )
+from e2e.pools import Sampler, class_pools, pool_split, priced_nodes, reclaim_spot, split_text, until_status
 from voxscale import names
 from voxscale.api import parse_spec
 from voxscale.k8s import Kube
@@ -106,27 +101,15 @@ def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any], kubectl: Kubectl
     # The class series name their shard themselves (a gateway is no pod of it): honor_labels.
     classes = {"job_name": "class-exporter", "honor_labels": True, "scrape_interval": every,
                "scrape_timeout": every, "static_configs": [{"targets": [f"127.0.0.1:{class_port}"]}]}
-    kubectl.apply(*SPOT.manifests(), *ON_DEMAND.manifests())
-    try:
-        eventually("priced pool nodes Ready", lambda: _ready_nodes(kubectl) == 16, timeout=90)
-        with operator_on_bridged_workers(kubectl, cluster.workdir, TAG, base, [classes]) as parts:
-            prom, sd_file, op = parts
-            yield Env(prom, sd_file, class_port, op)
-    finally:
-        # Waited for: untainted eu-west GPU nodes left behind would take later modules' pods.
-        kubectl.run("delete", "nodes", *SPOT.node_names(), *ON_DEMAND.node_names(), "--ignore-not-found",
-                    "--timeout=60s", check=False)
+    with priced_nodes(kubectl, SPOT, ON_DEMAND), \
+            operator_on_bridged_workers(kubectl, cluster.workdir, TAG, base, [classes]) as parts:
+        prom, sd_file, op = parts
+        yield Env(prom, sd_file, class_port, op)
 
 
 @pytest.fixture
 def ns(kubectl: Kubectl, env: Env, request: pytest.FixtureRequest) -> Iterator[str]:
     yield from operator_namespace(kubectl, env.op, request, TAG)
-
-
-def _ready_nodes(kubectl: Kubectl) -> int:
-    mine = set(SPOT.node_names()) | set(ON_DEMAND.node_names())
-    return sum(1 for n in kubectl.json("get", "nodes")["items"] if n["metadata"]["name"] in mine and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])))
 
 
 def _spec(ns: str, prom_url: str, *, all_on_demand: bool = False) -> dict[str, Any]:
@@ -150,109 +133,6 @@ def _model_dir(tmp: Path) -> Path:
     shutil.copytree(DEFAULT_MODEL_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     set_profile(target / "1", PROFILE)
     return target
-
-
-# ---------------------------------------------------------------------------- status, sampled
-
-
-@dataclass
-class Sample:
-    at: float
-    cost: float | None
-    pools: dict[str, tuple[int, int, int]]
-    degraded: tuple[str, str] | None
-
-
-@dataclass
-class Sampler:
-    """The shard's status once a second: cost per hour, pools, the Degraded condition."""
-
-    kubectl: Kubectl
-    ns: str
-    samples: list[Sample] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def poll(self) -> None:
-        while not self.stop.is_set():
-            try:
-                obj = speechcluster(self.kubectl, self.ns, CLUSTER)
-            except Exception:  # an API hiccup: the next read counts
-                obj = {}
-            s = shard_status(obj, SHARD) or {}
-            d = condition(obj, names.CONDITION_DEGRADED) or {}
-            degraded = (d.get("reason", ""), d.get("message", "")) if d.get("status") == "True" else None
-            if s:
-                self.samples.append(Sample(time.time(), s.get("costPerHour"), _pools(s), degraded))
-            self.stop.wait(1.0)
-
-    def changes(self) -> list[tuple[float, float, str]]:
-        """(time, cost, pools) at each change of either, from the first sample on."""
-        out: list[tuple[float, float, str]] = []
-        for s in self.samples:
-            pools = " ".join(f"{n} {r}/{rd}/{p}" for n, (r, rd, p) in s.pools.items())
-            if not out or (out[-1][1], out[-1][2]) != (s.cost or 0.0, pools):
-                out.append((s.at, s.cost or 0.0, pools))
-        return out
-
-    def mean_cost(self, start: float, end: float) -> float:
-        """Time-weighted mean of costPerHour over [start, end] (each sample holds until the next)."""
-        pts = [(s.at, s.cost or 0.0) for s in self.samples if s.cost is not None]
-        total = 0.0
-        for (t0, c), (t1, _) in zip(pts, [*pts[1:], (end, 0.0)], strict=True):
-            lo, hi = max(t0, start), min(t1, end)
-            total += c * max(0.0, hi - lo)
-        return total / (end - start)
-
-
-def _pools(s: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
-    """pool -> (replicas, ready, pending) as status says."""
-    return {p["name"]: (p.get("replicas", 0), p.get("readyReplicas", 0), p.get("pendingReplicas", 0))
-            for p in s.get("pools", [])}
-
-
-def _class_pools(s: dict[str, Any], name: str) -> dict[str, int]:
-    return next((c.get("pools") or {} for c in s.get("classes", []) if c["name"] == name), {})
-
-
-def _until(kubectl: Kubectl, ns: str, done: Any, what: str, timeout: float = 120) -> dict[str, Any]:
-    """The shard's status once `done(status)`; the last seen pools and reasons in the error."""
-    seen: list[dict[str, Any]] = [{}]
-
-    def check() -> bool:
-        seen[0] = shard_status(speechcluster(kubectl, ns, CLUSTER), SHARD) or {}
-        return bool(done(seen[0]))
-
-    try:
-        eventually(what, check, timeout=timeout)
-    except AssertionError as err:
-        raise AssertionError(f"{err}; pools {_pools(seen[0])}, reasons {seen[0].get('reasons')}") from None
-    return seen[0]
-
-
-def _reclaim_spot(kubectl: Kubectl, ns: str, count: int) -> list[str]:
-    """Take `count` spot nodes away, those running the shard's pods first, and their pods with them."""
-    pods = kubectl.json("get", "pods", "-n", ns, "-l", f"{names.LABEL_POOL}=spot")["items"]
-    busy = sorted({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
-    gone = (busy + [n for n in SPOT.node_names() if n not in busy])[:count]
-    kubectl.run("delete", "nodes", *gone, "--wait=false")
-    doomed = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in gone]
-    if doomed:
-        kubectl.run("delete", "pods", "-n", ns, *doomed, "--grace-period=0", "--force", check=False)
-    return gone
-
-
-def _p95_ms(answers: list[Answer]) -> float:
-    """The callers' p95 in ms; a request that never got an answer counts as infinitely slow (so
-    the rank above, not an interpolation that could land between a latency and infinity)."""
-    values = [a.seconds * 1000 if a.outcome == "ok" else math.inf for a in answers]
-    return float(np.percentile(values, 95, method="higher")) if values else math.nan
-
-
-def _background(stack: ExitStack, target: Any, stop: threading.Event, name: str) -> None:
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    stack.callback(thread.join, 60)
-    stack.callback(stop.set)
 
 
 # ---------------------------------------------------------------------------- the scenario
@@ -304,9 +184,9 @@ def _run(kubectl: Kubectl, env: Env, ns: str, tmp_path: Path) -> Run:
         stack.enter_context(syncing(bridge, every=0.5))
         load = MixedLoad(lambda: sorted(bridge.endpoints().get(SHARD, {}).values()), series,
                          interactive=("live", 1), batch=("offline", 2))
-        _background(stack, load.run, load.stop, "spotmix-load")
-        sampler = Sampler(kubectl, ns)
-        _background(stack, sampler.poll, sampler.stop, "spotmix-status")
+        background(stack, load.run, load.stop, "spotmix-load")
+        sampler = Sampler(kubectl, ns, CLUSTER, SHARD)
+        background(stack, sampler.poll, sampler.stop, "spotmix-status")
 
         def workers() -> int:
             return len(bridge.endpoints().get(SHARD, {}))
@@ -320,15 +200,19 @@ def _run(kubectl: Kubectl, env: Env, ns: str, tmp_path: Path) -> Run:
         return run
 
 
+def _until(kubectl: Kubectl, ns: str, done: Callable[[dict[str, Any]], object], what: str) -> dict[str, Any]:
+    return until_status(kubectl, ns, done, what, cluster=CLUSTER, shard=SHARD, timeout=120)
+
+
 def _spot_first(kubectl: Kubectl, ns: str, run: Run, workers: Any) -> None:
-    run.steady = _until(kubectl, ns, lambda s: _pools(s) == {"on-demand": (2, 2, 0), "spot": (4, 4, 0)}
+    run.steady = _until(kubectl, ns, lambda s: pool_split(s) == {"on-demand": (2, 2, 0), "spot": (4, 4, 0)}
                         and workers() == 6, "live 2 on on-demand, offline 4 on spot, 6 workers serving")
     run.reclaimed = time.time()
-    run.gone = _reclaim_spot(kubectl, ns, RECLAIMED)
+    run.gone = reclaim_spot(kubectl, ns, SPOT, RECLAIMED)
     run.during = _until(kubectl, ns, _overflow_serving, "offline's Pending spot replicas on on-demand, Ready")
     run.overflow_ready = time.time()
     # The reclaim's overflow Event, not the submission's (see the module doc).
-    said = [e["message"] for e in events(kubectl, ns, names.REASON_OVERFLOW) if _since(e, run.reclaimed)]
+    said = [e["message"] for e in events(kubectl, ns, names.REASON_OVERFLOW, since=run.reclaimed)]
     run.overflow_said = said[-1] if said else ""
     run.capped = _job_or_capped(kubectl, ns, run.job)
     run.job_end = run.job.done_at or time.time()
@@ -340,21 +224,15 @@ def _all_on_demand(kubectl: Kubectl, env: Env, ns: str, run: Run, workers: Any) 
     kubectl.apply(_spec(ns, env.prom.url, all_on_demand=True))
     run.od_start = time.time()
     run.od_job = run.load.submit(BACKLOG, DEADLINE)
-    run.all_od = _until(kubectl, ns, lambda s: _pools(s) == {"on-demand": (6, 6, 0), "spot": (0, 0, 0)}
+    run.all_od = _until(kubectl, ns, lambda s: pool_split(s) == {"on-demand": (6, 6, 0), "spot": (0, 0, 0)}
                         and workers() == 6, "the same load all on on-demand, 6 workers serving")
     wait_seconds(10)  # interactive answers at the all-on-demand steady state, for its p95
     run.od_end = time.time()
 
 
-def _since(event: dict[str, Any], at: float) -> bool:
-    """Whether the Event was (last) posted at or after `at` (the API stores whole seconds)."""
-    stamp = event.get("lastTimestamp") or event.get("eventTime") or ""
-    return bool(stamp) and datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() >= at - 1
-
-
 def _overflow_serving(s: dict[str, Any]) -> bool:
     """Spot short (Pending pods), the on-demand pool above interactive's 2 and all of it Ready."""
-    pools = _pools(s)
+    pools = pool_split(s)
     od, spot = pools.get("on-demand", (0, 0, 0)), pools.get("spot", (0, 0, 0))
     return spot[2] > 0 and od[0] > 2 and od[1] == od[0]
 
@@ -386,10 +264,10 @@ def test_a_spot_reclaim_under_mixed_load_keeps_interactive_in_its_slo_and_batch_
     run = _run(kubectl, env, ns, tmp_path)
     _figures(run, time.monotonic() - t0)
 
-    assert _class_pools(run.steady, "live") == {"on-demand": 2}
-    assert _class_pools(run.steady, "offline") == {"spot": 4}
+    assert class_pools(run.steady, "live") == {"on-demand": 2}
+    assert class_pools(run.steady, "offline") == {"spot": 4}
     assert len(run.gone) == RECLAIMED
-    live = _class_pools(run.during, "live")
+    live = class_pools(run.during, "live")
     assert set(live) == {"on-demand"} and live["on-demand"] >= 2, f"interactive on on-demand: {live}"
     overflow = (run.during.get("scalerState") or {}).get("overflow") or {}
     assert 1 <= overflow.get("offline", 0) <= CAP, overflow
@@ -398,28 +276,24 @@ def test_a_spot_reclaim_under_mixed_load_keeps_interactive_in_its_slo_and_batch_
     # Not vacuous: callers were answered before, during and after the reclaim.
     assert all(any(lo <= a.at < hi for a in answers) for lo, hi in (
         (run.started, run.reclaimed), (run.reclaimed, run.overflow_ready), (run.overflow_ready, run.job_end)))
-    p95 = _p95_ms(answers)
+    p95 = p95_ms(answers)
     assert p95 <= SLO_MS, f"interactive p95 {p95:.0f} ms over the run, SLO {SLO_MS:g} ms"
     job = run.job
     if run.capped is None:
         assert job.seconds is not None and job.seconds <= DEADLINE and job.on_time == BACKLOG, job
-    assert _p95_ms(run.od_answers()) <= SLO_MS
+    assert p95_ms(run.od_answers()) <= SLO_MS
     assert run.steady["costPerHour"] < run.all_od["costPerHour"]
 
 
 def _figures(run: Run, wall: float) -> None:
     key = "spot reclaim under mixed load"
 
-    def split(s: dict[str, Any]) -> str:
-        return ", ".join(f"{n} {r}/{rd} Ready" + (f" ({p} Pending)" if p else "")
-                         for n, (r, rd, p) in _pools(s).items())
-
     answers, job = run.answers(), run.job
     reclaim = [a for a in answers if run.reclaimed <= a.at < run.overflow_ready + 10]
     errors = sum(a.outcome != "ok" for a in answers)
     retried = sum(a.attempts > 1 for a in answers)
     FIGURES[f"{key}: interactive p95 (client), whole run / reclaim → overflow Ready + 10 s"] = (
-        f"{_p95_ms(answers):.0f} ms over {len(answers)} requests / {_p95_ms(reclaim):.0f} ms over"
+        f"{p95_ms(answers):.0f} ms over {len(answers)} requests / {p95_ms(reclaim):.0f} ms over"
         f" {len(reclaim)} (SLO {SLO_MS:g} ms); {errors} unanswered, {retried} retried on another worker")
     failed = [a for a in answers if a.outcome != "ok"]
     if failed:
@@ -437,7 +311,7 @@ def _figures(run: Run, wall: float) -> None:
     peak = max((c for at, c, _ in run.sampler.changes() if job.submitted <= at <= run.job_end), default=0.0)
     for label, s in (("spot available", run.steady), ("during the reclaim", run.during),
                      ("all on-demand, same load", run.all_od)):
-        FIGURES[f"{key}: cost per hour, {label}"] = f"{s['costPerHour']:.2f} USD/h ({split(s)})"
+        FIGURES[f"{key}: cost per hour, {label}"] = f"{s['costPerHour']:.2f} USD/h ({split_text(s)})"
     od = run.all_od["costPerHour"]
     FIGURES[f"{key}: spot-first vs all-on-demand at the same need"] = (
         f"{run.steady['costPerHour']:.2f} vs {od:.2f} USD/h ({1 - run.steady['costPerHour'] / od:.0%} less);"
@@ -445,7 +319,7 @@ def _figures(run: Run, wall: float) -> None:
         f" {mean:.2f} USD/h ({1 - mean / od:.0%} less), peak {peak:.2f}")
     od_job = run.od_job
     FIGURES[f"{key}: all-on-demand run"] = (
-        f"interactive p95 {_p95_ms(run.od_answers()):.0f} ms over {len(run.od_answers())} requests,"
+        f"interactive p95 {p95_ms(run.od_answers()):.0f} ms over {len(run.od_answers())} requests,"
         f" batch {od_job.answered if od_job else 0} answered in {run.od_end - run.od_start:.0f} s")
     FIGURES[f"{key}: status trace (s after the job; cost USD/h; pool replicas/Ready/Pending)"] = "; ".join(
         f"+{at - job.submitted:.0f} {cost:.2f} ({pools})" for at, cost, pools in run.sampler.changes())

@@ -19,21 +19,26 @@ prefix `fallback-live:`; the asserts are about structure and order, not timing.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import random
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from e2e.helpers import FIGURES, E2ECluster, eventually
+from e2e.front_door_load import (
+    Answer,
+    Follower,
+    Load,
+    infer_share,
+    read_back,
+    sent_between,
+    share_at,
+    summary,
+)
+from e2e.helpers import FIGURES, E2ECluster, background, eventually
 from e2e.operator_process import (
     e2e_spec,
     events,
@@ -52,13 +57,11 @@ from voxscale_lab.devcluster import Kubectl
 from voxscale_lab.harness.front_door import Endpoint
 from voxscale_lab.harness.haproxy import FrontDoor, require_haproxy, run_front_door
 from voxscale_lab.harness.prometheus import PrometheusServer
-from voxscale_lab.worker.loadgen import chunk_audio
 from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, add_fallback_model, set_profile, worker_spec
 
 TAG = "fblive"
 MODEL, SMALL = "asr-standin", "asr-small"
 CLUSTER, SHARD = "asr", "eu-en"
-INFER_RULE = f"{SHARD}-{names.FALLBACK_RULE_SUFFIX}"
 SLO_MS = 1000.0
 HIGH, LOW = 75.0, 20.0
 """req/s: 75 needs a 45 % share on one replica (54 req/s at the SLO); 20 needs none."""
@@ -76,7 +79,6 @@ FALLBACK = {"name": SMALL, "maxShare": MAX_SHARE, "serviceTime": {"batchFixedMs"
 HEADERS = {"x-language": "en", "x-region": "eu-west",
            # A connection per request: a reload's old HAProxy closes its kept-alive connections.
            "connection": "close"}
-AUDIO = chunk_audio(0.01).tolist()
 
 
 @dataclass
@@ -135,147 +137,6 @@ class BothModels(Bridge):
                           key=lambda e: e.name)
 
 
-# ---------------------------------------------------------------------------- the load
-
-
-@dataclass(frozen=True)
-class Answer:
-    sent: float
-    seconds: float
-    status: int
-    model: str | None
-
-    @property
-    def within(self) -> bool:
-        return self.status == 200 and self.seconds * 1000 <= SLO_MS
-
-
-@dataclass
-class Load:
-    """Poisson arrivals through the front door, on an event loop in a thread: at `rate`, or rising
-    linearly to it from `ramp_from` over RAMP_SECONDS; `offer` restarts the arrivals from SEED,
-    so both phases get the same ones."""
-
-    url: str
-    rate: float = 0.0
-    ramp_from: float | None = None
-    _since: float = 0.0
-    answers: list[Answer] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    _rng: random.Random = field(default_factory=lambda: random.Random(SEED))
-    _next: float = 0.0
-
-    def offer(self, rate: float, ramp_from: float | None = None) -> float:
-        self._rng, self._next, self.rate = random.Random(SEED), time.monotonic(), rate
-        self._since, self.ramp_from = self._next, ramp_from
-        return self._next
-
-    def rate_at(self, t: float) -> float:
-        if self.ramp_from is None or t - self._since >= RAMP_SECONDS:
-            return self.rate
-        return self.ramp_from + (self.rate - self.ramp_from) * (t - self._since) / RAMP_SECONDS
-
-    def run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        tasks: set[asyncio.Task[None]] = set()
-        limits = httpx.Limits(max_connections=4000, max_keepalive_connections=0)
-        async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
-            while not self.stop.is_set():
-                while self.rate > 0 and self._next <= time.monotonic():
-                    task = asyncio.create_task(self._one(client, self._next))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    self._next += self._rng.expovariate(self.rate_at(self._next))
-                await asyncio.sleep(0.005)
-            if tasks:
-                await asyncio.gather(*tasks)
-
-    async def _one(self, client: httpx.AsyncClient, sent: float) -> None:
-        body = {"inputs": [{"name": "AUDIO", "shape": [1, len(AUDIO)], "datatype": "FP32", "data": AUDIO}]}
-        try:
-            r = await client.post(self.url, json=body, headers=HEADERS)
-            status, model = r.status_code, (r.json().get("model_name") if r.status_code == 200 else None)
-        except httpx.HTTPError:
-            status, model = 0, None
-        self.answers.append(Answer(sent, time.monotonic() - sent, status, model))
-
-
-# ---------------------------------------------------------------------------- the front door
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: float
-    route: float | None
-    """The smaller model's weight in the applied route's infer rule, 0-1; None: no such rule."""
-    status: float | None
-    metric: float | None
-    why: str = ""
-    """The shard's status reasons about the fallback (the decision's own words)."""
-
-
-def infer_share(route: dict[str, Any] | None) -> float | None:
-    for rule in (route or {}).get("spec", {}).get("rules", []):
-        if rule.get("name") == INFER_RULE:
-            refs = rule["backendRefs"]
-            return sum(int(r.get("weight", 1)) for r in refs[1:]) / sum(int(r.get("weight", 1)) for r in refs)
-    return None
-
-
-def _metric(text: str, ns: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith("voxscale_fallback_share{") and f'namespace="{ns}"' in line \
-                and f'shard="{SHARD}"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-@dataclass
-class Follower:
-    """Every second: the route and SpeechCluster the operator wrote, read back; the front door
-    re-translated from the route (a reload when it changed) and given the bridge's workers."""
-
-    kubectl: Kubectl
-    ns: str
-    bridge: BothModels
-    door: FrontDoor
-    op: Any
-    samples: list[Sample] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.wait(1.0):
-            try:
-                self.once()
-            except Exception as e:  # an API or HAProxy hiccup: kept, and the next pass tries again
-                self.errors.append(f"{type(e).__name__}: {e}"[:200])
-
-    def once(self) -> None:
-        route, obj = read_back(self.kubectl, self.ns)
-        if route is not None:
-            self.door.set_route(route)
-        workers = self.bridge.http_endpoints()
-        if workers != self.door.endpoints.get(SHARD):
-            self.door.set_endpoints(SHARD, workers)
-        shard = shard_status(obj or {}, SHARD) or {}
-        why = " | ".join(r for r in shard.get("reasons", []) if r.startswith("fallback:"))
-        metric = _metric(self.op.metrics(), self.ns)
-        share = shard.get("fallbackShare")
-        self.samples.append(Sample(time.monotonic(), infer_share(route), share, metric, why))
-
-
-def read_back(kubectl: Kubectl, ns: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(HTTPRoute, SpeechCluster) as stored now, one kubectl call."""
-    out = kubectl.run("get", f"httproutes.{names.GATEWAY_API_GROUP},{names.PLURAL}.{names.GROUP}",
-                      "-n", ns, "-o", "json", check=False)
-    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
-    by_kind = {i["kind"]: i for i in items if i["metadata"]["name"] == CLUSTER}
-    return by_kind.get("HTTPRoute"), by_kind.get("SpeechCluster")
-
-
 # ---------------------------------------------------------------------------- the scenario
 
 
@@ -286,11 +147,13 @@ class Run:
     marks: dict[str, float]
 
 
-def _background(stack: ExitStack, target: Any, stop: threading.Event, name: str) -> None:
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    stack.callback(thread.join, 90)
-    stack.callback(stop.set)
+def _route_share(kubectl: Kubectl, ns: str) -> float | None:
+    """The smaller model's weight in the operator's route as stored now; None: no infer rule."""
+    return infer_share(read_back(kubectl, ns, CLUSTER)[0], SHARD)
+
+
+def _line(answers: list[Answer]) -> str:
+    return summary(answers, slo_ms=SLO_MS, small=SMALL)
 
 
 def _only_worker(kube: Kube, ns: str, bridge: BothModels, door: FrontDoor, *, small: bool) -> bool:
@@ -320,15 +183,15 @@ def _scenario(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Run:
         stack.callback(bridge.close)
         stack.enter_context(syncing(bridge, every=0.5))
         eventually("a worker serving and the operator's route with the infer rule at 0",
-                   lambda: bool(bridge.http_endpoints()) and infer_share(read_back(kubectl, ns)[0]) == 0,
+                   lambda: bool(bridge.http_endpoints()) and _route_share(kubectl, ns) == 0,
                    timeout=120)
-        route = read_back(kubectl, ns)[0]
+        route = read_back(kubectl, ns, CLUSTER)[0]
         assert route is not None
         door = stack.enter_context(run_front_door(route, {SHARD: bridge.http_endpoints()}, workdir / "door"))
-        follower = Follower(kubectl, ns, bridge, door, env.op)
-        _background(stack, follower.run, follower.stop, "fblive-follower")
-        load = Load(f"{door.url}{infer_path(MODEL)}")
-        _background(stack, load.run, load.stop, "fblive-load")
+        follower = Follower(kubectl, ns, CLUSTER, SHARD, bridge, door, env.op)
+        background(stack, follower.run, follower.stop, "fblive-follower", join_seconds=90)
+        load = Load(f"{door.url}{infer_path(MODEL)}", HEADERS, seed=SEED, ramp_seconds=RAMP_SECONDS)
+        background(stack, load.run, load.stop, "fblive-load", join_seconds=90)
 
         def share() -> float:
             return (follower.samples[-1].route or 0.0) if follower.samples else 0.0
@@ -349,7 +212,7 @@ def _scenario(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Run:
         kubectl.run("patch", names.PLURAL, CLUSTER, "-n", ns, "--type=json",
                     "-p", '[{"op": "remove", "path": "/spec/model/fallback"}]')
         eventually("the route without the infer rule and one main-only worker behind the door",
-                   lambda: infer_share(read_back(kubectl, ns)[0]) is None
+                   lambda: _route_share(kubectl, ns) is None
                    and _only_worker(kube, ns, bridge, door, small=False), timeout=150)
         wait_seconds(4.0)  # Prometheus forgets nothing here; a quiet moment only lets the queue empty
         marks["b"] = load.offer(HIGH, ramp_from=LOW)
@@ -362,31 +225,13 @@ def _scenario(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Run:
 # ---------------------------------------------------------------------------- figures
 
 
-def _window(answers: list[Answer], start: float, end: float) -> list[Answer]:
-    return [a for a in answers if start <= a.sent < end]
-
-
-def _line(answers: list[Answer]) -> str:
-    n = len(answers)
-    ok = [a for a in answers if a.status == 200]
-    small = sum(a.model == SMALL for a in ok)
-    within = sum(a.within for a in answers)
-    return (f"{n} requests, {n - len(ok)} not answered, {100 * within / max(1, n):.1f} % within the"
-            f" {SLO_MS:.0f} ms SLO, {100 * small / max(1, len(ok)):.1f} % answered by {SMALL}")
-
-
-def _share_at(samples: list[Sample], t: float) -> float | None:
-    before = [s for s in samples if s.at <= t]
-    return before[-1].route if before else None
-
-
 def _report(run: Run) -> dict[str, float]:
     m, answers, samples = run.marks, run.load.answers, run.follower.samples
-    a_all = _window(answers, m["a"], m["drop"])
-    b_all = _window(answers, m["b"], m["b_end"])
+    a_all = sent_between(answers, m["a"], m["drop"])
+    b_all = sent_between(answers, m["b"], m["b_end"])
     offset = m["share"] - m["a"]
-    a_shared = _window(answers, m["share"], m["drop"])
-    b_same = _window(answers, m["b"] + offset, m["b_end"])
+    a_shared = sent_between(answers, m["share"], m["drop"])
+    b_same = sent_between(answers, m["b"] + offset, m["b_end"])
     print(f"\nfallback-live: maxReplicas 1 offered {LOW:.0f} → {HIGH:.0f} req/s over {RAMP_SECONDS:.0f} s,"
           f" {HIGH:.0f} until {PRESSURE_SECONDS:.0f} s, then {LOW:.0f} req/s; p95 SLO {SLO_MS:.0f} ms;"
           f" share over time (s after the rise: route weight, status, voxscale_fallback_share):")
@@ -398,8 +243,8 @@ def _report(run: Run) -> dict[str, float]:
                   f"  metric {s.metric}  ({s.why})")
     for start in range(0, int(m["zero"] - m["a"]) + 5, 5):
         t0 = m["a"] + start
-        print(f"fallback-live:   {start:3d}-{start + 5:3d} s (route {_share_at(samples, t0 + 5)}):"
-              f" {_line(_window(answers, t0, t0 + 5))}")
+        print(f"fallback-live:   {start:3d}-{start + 5:3d} s (route {share_at(samples, t0 + 5)}):"
+              f" {_line(sent_between(answers, t0, t0 + 5))}")
     print(f"fallback-live: first share in the route {offset:.1f} s after the rise; load dropped at"
           f" +{m['drop'] - m['a']:.1f} s; share back at 0 {m['zero'] - m['drop']:.1f} s after the drop"
           f" (hold {FALLBACK['holdSeconds']} s, stepDown {FALLBACK['stepDown']}); {m['reloads']:.0f}"
@@ -409,8 +254,8 @@ def _report(run: Run) -> dict[str, float]:
     print(f"fallback-live: B (fallback off) whole {PRESSURE_SECONDS:.0f} s: {_line(b_all)}")
     print(f"fallback-live: B from the same offset on: {_line(b_same)}")
     figures = {
-        "a": sum(a.within for a in a_all) / max(1, len(a_all)),
-        "b": sum(a.within for a in b_all) / max(1, len(b_all)),
+        "a": sum(a.within(SLO_MS) for a in a_all) / max(1, len(a_all)),
+        "b": sum(a.within(SLO_MS) for a in b_all) / max(1, len(b_all)),
         "a_small": sum(a.model == SMALL for a in a_all) / max(1, len(a_all)),
         "b_small": sum(a.model == SMALL for a in b_all) / max(1, len(b_all)),
     }

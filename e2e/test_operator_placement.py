@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from e2e.helpers import FIGURES, condition, eventually
-from e2e.operator_process import e2e_spec, events, shard_status, speechcluster
+from e2e.helpers import FIGURES, condition
+from e2e.operator_process import e2e_spec, events, speechcluster
+from e2e.pools import PoolSplit, class_pools, pool_split, priced_nodes, reclaim_spot, split_text, until_status
 from e2e.traffic import Telemetry
 from voxscale import names
 from voxscale_lab.devcluster import Kubectl
@@ -41,18 +42,8 @@ OFFLINE = {"name": "offline", "kind": "Batch", "priority": 2, "deadlineSeconds":
 
 @pytest.fixture(scope="module")
 def pools(kubectl: Kubectl) -> Iterator[None]:
-    kubectl.apply(*SPOT.manifests(), *ON_DEMAND.manifests())
-    eventually("priced pool nodes Ready", lambda: _ready_nodes(kubectl) == 16, timeout=90)
-    yield
-    # Waited for: untainted GPU nodes of eu-west left behind would take later modules' pods.
-    kubectl.run("delete", "nodes", *SPOT.node_names(), *ON_DEMAND.node_names(), "--ignore-not-found",
-                "--timeout=60s", check=False)
-
-
-def _ready_nodes(kubectl: Kubectl) -> int:
-    mine = set(SPOT.node_names()) | set(ON_DEMAND.node_names())
-    return sum(1 for n in kubectl.json("get", "nodes")["items"] if n["metadata"]["name"] in mine and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])))
+    with priced_nodes(kubectl, SPOT, ON_DEMAND):
+        yield
 
 
 def _spec(tel: Telemetry, ns: str, *, all_on_demand: bool = False) -> dict[str, Any]:
@@ -66,45 +57,10 @@ def _spec(tel: Telemetry, ns: str, *, all_on_demand: bool = False) -> dict[str, 
     return doc
 
 
-def _shard(kubectl: Kubectl, ns: str) -> dict[str, Any]:
-    return shard_status(speechcluster(kubectl, ns, "asr"), SHARD) or {}
-
-
-def _pools(s: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
-    """pool -> (replicas, ready, pending) as status says."""
-    return {p["name"]: (p.get("replicas", 0), p.get("readyReplicas", 0), p.get("pendingReplicas", 0))
-            for p in s.get("pools", [])}
-
-
-def _until(kubectl: Kubectl, ns: str, want: dict[str, tuple[int, int, int]], what: str) -> dict[str, Any]:
+def _until(kubectl: Kubectl, ns: str, want: PoolSplit, what: str) -> dict[str, Any]:
     """The shard's status once its pools are `want` (replicas, ready, pending); the last seen in the error."""
-    seen: list[dict[str, Any]] = [{}]
-
-    def done() -> bool:
-        seen[0] = _shard(kubectl, ns)
-        return _pools(seen[0]) == want
-
-    try:
-        eventually(what, done, timeout=90)
-    except AssertionError as err:
-        raise AssertionError(f"{err}; pools {_pools(seen[0])}, reasons {seen[0].get('reasons')}") from None
-    return seen[0]
-
-
-def _class_pools(s: dict[str, Any], name: str) -> dict[str, int]:
-    return next((c.get("pools") or {} for c in s.get("classes", []) if c["name"] == name), {})
-
-
-def _reclaim_spot(kubectl: Kubectl, ns: str, count: int) -> list[str]:
-    """Take `count` spot nodes away, those running the shard's pods first, and their pods with them."""
-    pods = kubectl.json("get", "pods", "-n", ns, "-l", f"{names.LABEL_POOL}=spot")["items"]
-    busy = sorted({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
-    gone = (busy + [n for n in SPOT.node_names() if n not in busy])[:count]
-    kubectl.run("delete", "nodes", *gone, "--wait=false")
-    doomed = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in gone]
-    if doomed:
-        kubectl.run("delete", "pods", "-n", ns, *doomed, "--grace-period=0", "--force", check=False)
-    return gone
+    return until_status(kubectl, ns, lambda s: pool_split(s) == want, what, cluster="asr", shard=SHARD,
+                        timeout=90)
 
 
 def test_spot_reclaim_overflows_batch_to_on_demand_within_its_cap_and_back(
@@ -118,16 +74,16 @@ def test_spot_reclaim_overflows_batch_to_on_demand_within_its_cap_and_back(
 
     steady = {"on-demand": (2, 2, 0), "spot": (6, 6, 0)}
     before = _until(kubectl, ns, steady, "live 2 on on-demand, offline 6 on spot, all Ready")
-    assert _class_pools(before, "live") == {"on-demand": 2}
-    assert _class_pools(before, "offline") == {"spot": 6}
+    assert class_pools(before, "live") == {"on-demand": 2}
+    assert class_pools(before, "offline") == {"spot": 6}
 
     reclaimed = time.monotonic()
-    gone = _reclaim_spot(kubectl, ns, 6)
+    gone = reclaim_spot(kubectl, ns, SPOT, 6)
     overflowed = {"on-demand": (6, 6, 0), "spot": (6, 2, 4)}
     during = _until(kubectl, ns, overflowed, "offline's 4 Pending spot replicas on on-demand, Ready")
     FIGURES["placement: spot reclaim -> overflow Ready"] = f"{time.monotonic() - reclaimed:.1f} s"
-    assert _class_pools(during, "live") == {"on-demand": 2}, "interactive stays on on-demand at its need"
-    assert _class_pools(during, "offline") == {"spot": 6, "on-demand": 4}
+    assert class_pools(during, "live") == {"on-demand": 2}, "interactive stays on on-demand at its need"
+    assert class_pools(during, "offline") == {"spot": 6, "on-demand": 4}
     assert during["scalerState"]["overflow"] == {"offline": 4}
     overflow_events = events(kubectl, ns, names.REASON_OVERFLOW)
     assert overflow_events and "deadline at risk" in overflow_events[-1]["message"]
@@ -147,9 +103,7 @@ def test_spot_reclaim_overflows_batch_to_on_demand_within_its_cap_and_back(
 
     for label, s in (("spot available", before), ("6 of 8 spot nodes reclaimed", during),
                      ("spot back", after), ("all on-demand, same load", on_demand_only)):
-        split = ", ".join(f"{n} {r}/{rd} Ready" + (f" ({p} Pending)" if p else "")
-                          for n, (r, rd, p) in _pools(s).items())
-        FIGURES[f"placement: {label}: cost per hour"] = f"{s['costPerHour']:.2f} USD/h ({split})"
+        FIGURES[f"placement: {label}: cost per hour"] = f"{s['costPerHour']:.2f} USD/h ({split_text(s)})"
     saving = 1 - before["costPerHour"] / on_demand_only["costPerHour"]
     FIGURES["placement: spot-first vs all-on-demand, same load"] = (
         f"{before['costPerHour']:.2f} vs {on_demand_only['costPerHour']:.2f} USD/h ({saving:.0%} less)")

@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 import pytest
 
-from e2e.helpers import FIGURES, E2ECluster, eventually
+from e2e.helpers import FIGURES, E2ECluster, background, eventually
 from e2e.operator_process import (
     e2e_spec,
     operator_namespace,
@@ -295,7 +295,7 @@ def _scale_in(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Outcome:
         stack.callback(bridge.close)
         stack.enter_context(syncing(bridge, every=0.5))
         load = Load(bridge)
-        _background(stack, load.run, load.stop, "zerocut-load")
+        background(stack, load.run, load.stop, "zerocut-load")
 
         def workers() -> int:
             return len(bridge.endpoints().get(SHARD, {}))
@@ -317,7 +317,7 @@ def _scale_in(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Outcome:
                    lambda: _scraped_streams(env.prom, ns) >= LIVE_STREAMS * 0.9, timeout=60)
 
         watch = PodWatch(kube, ns, load)
-        _background(stack, watch.poll, watch.stop, "zerocut-pods")
+        background(stack, watch.poll, watch.stop, "zerocut-pods")
         dropped = time.time()
         load.busy_rps = 0.0
         eventually("4 pods terminating", lambda: len(watch.deletions) == 4, timeout=150, interval=0.5)
@@ -330,14 +330,6 @@ def _scale_in(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Outcome:
                    timeout=grace + 30, interval=0.5)
         return Outcome(six, victims, _ready_pods(kube, ns), dict(watch.deletions),
                        {v: bridge.drains[v] for v in victims}, load, scaled_in - dropped)
-
-
-def _background(stack: ExitStack, target: Any, stop: threading.Event, name: str) -> None:
-    """`target` on a thread until the stack unwinds: then `stop` is set and the thread joined."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    stack.callback(thread.join, 60)
-    stack.callback(stop.set)
 
 
 def _cut(load: Load) -> list[Call]:
