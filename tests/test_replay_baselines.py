@@ -18,7 +18,7 @@ from voxscale_lab.replay.policies.keda import KEDA
 from voxscale_lab.replay.policies.kpa import KPA
 from voxscale_lab.replay.policies.oracle import oracle_schedule
 from voxscale_lab.replay.report import score
-from voxscale_lab.replay.runner import Scenario, replay
+from voxscale_lab.replay.runner import Scenario, context, replay
 from voxscale_lab.replay.workload import Workload
 
 # 10 req/s per replica at the SLO, 70 % target: 7 req/s per replica.
@@ -177,6 +177,15 @@ def test_the_oracle_never_costs_more_than_the_baselines_on_the_same_run() -> Non
     cost = {r.policy: score(r, profile.slo_ms, profile.percentile).replica_hours for r in runs}
     assert all(cost["oracle"] <= c for c in cost.values())
     assert score(runs[-1], profile.slo_ms, profile.percentile).violation_minutes_pct == 0.0
+
+
+def test_every_setting_of_a_sweep_starts_from_the_same_running_shard() -> None:
+    # The scenario's target is the baselines' knob; the shard the replay starts from is not.
+    profile, work = load_profile(), _diurnal(1.0)
+    starts = {context(profile, work, Scenario(target_utilization=u)).initial_replicas
+              for u in (0.5, 0.7, 0.9)}
+    assert len(starts) == 1
+    assert context(profile, work, Scenario(target_utilization=0.9)).target_utilization == 0.9
 
 
 def test_build_policy_rejects_an_unknown_name() -> None:
