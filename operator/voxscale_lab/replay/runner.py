@@ -80,13 +80,15 @@ def replay(
 
 
 def replay_present(
-    workload: Workload, profile: CapacityProfile, scenario: Scenario
+    workload: Workload, profile: CapacityProfile, scenario: Scenario,
+    chosen: Sequence[Setting] | None = None,
 ) -> list[tuple[Setting, Run]]:
-    """The present-knowing yardstick (policies/present.py) at every setting of its sweep."""
+    """The present-knowing yardstick (policies/present.py) at every setting of its sweep, or
+    at the `chosen` ones."""
     ctx = context(profile, workload, scenario)
     config = _config(profile, scenario, ctx)
-    return [(s, simulate(PresentOracle(ctx, workload.rate, s), workload, config))
-            for s in settings(scenario.warmup_seconds)]
+    swept = settings(scenario.warmup_seconds) if chosen is None else chosen
+    return [(s, simulate(PresentOracle(ctx, workload.rate, s), workload, config)) for s in swept]
 
 
 def _config(profile: CapacityProfile, scenario: Scenario, ctx: PolicyContext) -> SimConfig:

@@ -90,6 +90,8 @@ class Reach:
     """× the oracle's replica-hours."""
     violations_pct: float | None
     setting: Setting | None
+    w_spread_pp: float | None = None
+    """Violation minutes the same setting adds from a 30 s to a 180 s warm-up (None: not run)."""
 
 
 def cheapest_within(points: Sequence[tuple[Setting, float, float]], budget_pct: float) -> Reach:
