@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.test_decide_builders import T0, forecast, obs, policy
 from voxscale.api import Recommendation, ScalerState
 from voxscale.decide import decide
@@ -60,3 +62,23 @@ def test_an_uncalibrated_plan_leaves_observed_load_its_growth_headroom() -> None
     scored = decide(o, forecast(700.0, calibrated=True), p, ScalerState(), T0)
     assert (raw.predictive, raw.reactive) == (39, 50)
     assert (scored.predictive, scored.reactive) == (39, 39)
+
+
+def test_without_explaining_a_decision_is_the_same_but_for_its_reasons() -> None:
+    # The replay's path (explain=False) must decide exactly what the operator decides: a
+    # forecast-led panic, a latency breach and a burst under a carried miss, a held
+    # scale-down, and the degrade ladder with no rate at all.
+    p = policy(target=14.0, declared_warmup_seconds=120, max_replicas=100)
+    missed = ScalerState(forecast_miss=30.0, forecast_miss_until=T0 + 60,
+                         recommendations=[Recommendation(at=T0 - 60, replicas=20)])
+    cases = [
+        (obs(140.0, latency=300.0, ready=10, warming=2), forecast(412.0, horizon=130), ScalerState()),
+        (obs(300.0, panic_rate=600.0, latency=900.0, ready=10),
+         forecast(250.0, current=200.0, calibrated=True), missed),
+        (obs(14.0, ready=20), None, missed),
+        (obs(None, ready=4), forecast(100.0), ScalerState(failures=2)),
+    ]
+    for o, f, state in cases:
+        full = decide(o, f, p, state, T0)
+        assert full.reasons
+        assert decide(o, f, p, state, T0, explain=False) == replace(full, reasons=())

@@ -25,7 +25,8 @@ MAX_REASONS = 16
 
 
 def decide(
-    obs: Observation, forecast: Forecast | None, policy: Policy, state: ScalerState, now: float
+    obs: Observation, forecast: Forecast | None, policy: Policy, state: ScalerState, now: float,
+    *, explain: bool = True,
 ) -> Decision:
     """How many replicas the shard should have at `now`, why, and the state for the next tick.
 
@@ -33,14 +34,20 @@ def decide(
     what it missed) → observed → blend → clamp (the recommendation) → panic → warm-up
     accounting → release → stabilize → clamp. Unusable metrics take the degrade ladder
     instead and never scale down.
+
+    `explain=False` leaves `Decision.reasons` empty and everything else as it is: for replays
+    that score replica counts only (formatting the observed and planned lines cost ~8 µs of
+    a ~45 µs tick). The operator always explains: the reasons are what status shows.
     """
     warmup = learned_warmup_seconds(policy, state)
     horizon = horizon_after(warmup, policy)
     window = prune(state.recommendations, now, policy.scale_down_stabilization_seconds)
     state = state.model_copy(update={"recommendations": window})
     if not obs.metrics.usable:
-        return _degraded(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup)
-    return _decided(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup)
+        return _degraded(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup,
+                         explain=explain)
+    return _decided(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup,
+                    explain=explain)
 
 
 def _decided(
@@ -52,11 +59,13 @@ def _decided(
     now: float,
     horizon: float,
     warmup: float,
+    explain: bool,
 ) -> Decision:
     pods = obs.pods
     calibrated = calibrate_service_time(policy, obs.metrics, pods.ready, state)
     policy, state = calibrated.policy, calibrated.state
-    plan = plan_replicas(forecast, obs.metrics.rate, policy, state, horizon=horizon, now=now)
+    plan = plan_replicas(forecast, obs.metrics.rate, policy, state, horizon=horizon, now=now,
+                         explain=explain)
     state = plan.state or state
     # A calibrated plan's bound is the headroom for a rise within the horizon, so the observed
     # rate only corrects it at the SLO. A plan whose band was never scored (the first half hour,
@@ -64,7 +73,8 @@ def _decided(
     # growth headroom (on the 1-hour Azure traces, dropping it tripled violation minutes).
     trusted = plan.replicas is not None and forecast is not None and forecast.calibrated
     observed_model = policy.capacity if trusted else policy.capacity_without_forecast
-    reac = reactive_replicas(obs.metrics, pods.ready, policy, observed_model, drain_seconds=horizon)
+    reac = reactive_replicas(obs.metrics, pods.ready, policy, observed_model, drain_seconds=horizon,
+                             explain=explain)
     # spec.streaming: live streams fill sequence slots whatever their rate; the slots they
     # need are an observed need too (streams.py), and the larger of the two counts.
     reac = _with_streams(reac, stream_replicas(obs.streams, policy))
@@ -109,7 +119,7 @@ def _decided(
         *(fb.reasons if fb else ()),
         *panic.reasons, *capacity.reasons, *release_reasons, *moved.reasons,
         *batch.reasons, *hold_reasons, *(final.reasons if final.bound else ()),
-    )
+    ) if explain else ()
     return Decision(
         replicas=final.replicas,
         mode="panic" if panic.active else "stable",
@@ -144,6 +154,7 @@ def _degraded(
     now: float,
     horizon: float,
     warmup: float,
+    explain: bool,
 ) -> Decision:
     step = degrade(obs, forecast, policy, state, horizon, now=now)
     final = clamp(step.replicas, policy)
@@ -161,7 +172,7 @@ def _degraded(
         replicas=final.replicas,
         mode=step.mode,
         term=step.term,
-        reasons=(*step.reasons, *final.reasons)[:MAX_REASONS],
+        reasons=(*step.reasons, *final.reasons)[:MAX_REASONS] if explain else (),
         state=_next_state(state, obs.pods.asked, final.replicas, now, state.failures + 1),
         horizon_seconds=horizon,
         learned_warmup_seconds=warmup,

@@ -29,6 +29,7 @@ def plan_replicas(
     horizon: float,
     now: float,
     capacity: CapacityModel | None = None,
+    explain: bool = True,
 ) -> Plan:
     """Replicas for the forecast's upper bound over [now, now + horizon] plus its recent miss.
 
@@ -42,6 +43,7 @@ def plan_replicas(
     it: when 130 rps is observed and the forecast expected 100 rps now, the forecast is 30 rps
     low, so the plan becomes upper + 30. The miss is carried for one horizon ("widen the band
     for a while"): a model that just missed is not trusted to be right again the next tick.
+    `explain=False`: the same plan without its reason lines (decide's replay path).
     """
     if not policy.forecast_enabled:
         return Plan(None)
@@ -54,6 +56,8 @@ def plan_replicas(
     miss, state, miss_line = _carried_miss(forecast, observed, state, horizon=horizon, now=now)
     rate = upper + miss
     n = model.replicas_for(rate)
+    if not explain:
+        return Plan(n, rate, (), state)
     line = f"plan: upper {upper:.1f} rps over {horizon:.0f} s"
     if miss >= 0.05:  # "+ missed 0.0" explains nothing
         line += f" + missed {miss:.1f}"

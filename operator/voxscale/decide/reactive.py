@@ -25,13 +25,15 @@ def reactive_replicas(
     capacity: CapacityModel | None = None,
     *,
     drain_seconds: float | None = None,
+    explain: bool = True,
 ) -> Reactive:
     """Replicas the observed load needs now: max(rate term, panic-window term, latency
     correction).
 
     The rate terms go through the same SLO capacity model as the plan (`capacity`, default
     the policy's); with no forecast beside it, the caller passes the model with growth
-    headroom (`Policy.capacity_without_forecast`). Needs a usable rate.
+    headroom (`Policy.capacity_without_forecast`). Needs a usable rate. `explain=False`: the
+    same count without the reason lines (decide's replay path).
     """
     rate = metrics.rate if metrics.rate is not None and math.isfinite(metrics.rate) else 0.0
     rate = max(0.0, rate)
@@ -39,18 +41,18 @@ def reactive_replicas(
     backlog = backlog_requests(metrics.queue, ready, policy)
     demand = rate + (backlog / drain_seconds if backlog and drain_seconds else 0.0)
     by_rate = model.replicas_for(demand)
+    burst = burst_replicas(metrics.panic_rate, demand - rate, by_rate, model, policy)
+    need = max(by_rate, burst.replicas or 0)
+    by_latency = latency_correction(metrics.latency_ms, ready, policy)
+    if by_latency.replicas is not None and by_latency.replicas > need:
+        need = by_latency.replicas
+    if not explain:
+        return Reactive(need)
     lines = [f"observed: rate {rate:.1f} rps → {by_rate} ({model.describe(demand, by_rate)})"]
     if demand > rate:
         lines.append(f"observed: backlog {backlog:.0f} requests past one full batch per ready"
                      f" replica, drained over {drain_seconds:.0f} s: +{demand - rate:.1f} rps")
-    burst = burst_replicas(metrics.panic_rate, demand - rate, by_rate, model, policy)
-    lines.extend(burst.reasons)
-    need = max(by_rate, burst.replicas or 0)
-    by_latency = latency_correction(metrics.latency_ms, ready, policy)
-    lines.extend(by_latency.reasons)
-    if by_latency.replicas is not None and by_latency.replicas > need:
-        return Reactive(by_latency.replicas, tuple(lines))
-    return Reactive(need, tuple(lines))
+    return Reactive(need, (*lines, *burst.reasons, *by_latency.reasons))
 
 
 def burst_replicas(

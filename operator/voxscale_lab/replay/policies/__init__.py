@@ -30,7 +30,9 @@ def build_policy(
 
         extra = dict(knobs or {})
         forecast = {k: extra.pop(k) for k in ("quantile", "method") if k in extra}
-        return VoxscalePolicy(ctx, policy_for(ctx, **extra), **forecast)  # type: ignore[arg-type]
+        # A replay run is scored on replica counts: nothing reads its reasons (the demo's plan
+        # builds its own VoxscalePolicy, which explains).
+        return VoxscalePolicy(ctx, policy_for(ctx, **extra), explain=False, **forecast)  # type: ignore[arg-type]
     simple: dict[str, type[HPA] | type[KEDA] | type[KPA] | type[AWSPredictive]] = {
         "hpa": HPA, "keda": KEDA, "kpa": KPA, "aws-predictive": AWSPredictive,
     }

@@ -60,13 +60,15 @@ class VoxscalePolicy:
     name = "voxscale"
 
     def __init__(self, ctx: PolicyContext, policy: Policy | None = None, *,
-                 quantile: float = QUANTILE, method: str = METHOD) -> None:
+                 quantile: float = QUANTILE, method: str = METHOD, explain: bool = True) -> None:
         self.ctx = ctx
         self.policy = policy or policy_for(ctx)
         self.interval_seconds = self.policy.interval_seconds
         self.state = ScalerState(last_replicas=ctx.initial_replicas)
         self.cache = ForecastCache()
         self.quantile, self.method = quantile, method
+        self.explain = explain
+        """False: decisions without reason lines, for runs scored on replica counts only."""
         self.desired = ctx.initial_replicas
         self.last_decision: Decision | None = None
         self.last_forecast: Forecast | None = None
@@ -85,7 +87,7 @@ class VoxscalePolicy:
                 seasonality_seconds=SEASONALITY_SECONDS, refit_every_seconds=REFIT_EVERY_SECONDS,
                 quantile=self.quantile, method=self.method,
             )
-        decision = decide(obs, forecast, self.policy, self.state, now)
+        decision = decide(obs, forecast, self.policy, self.state, now, explain=self.explain)
         self.state, self.desired = decision.state, decision.replicas
         self.last_decision, self.last_forecast = decision, forecast
         return decision.replicas
