@@ -23,6 +23,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from voxscale.series import FloatArray
 from voxscale_lab.capacity import CapacityProfile
 from voxscale_lab.replay.view import RunArrays, View, mixture_quantile_rows
@@ -95,9 +97,13 @@ def simulate(policy: ScalingPolicy, workload: Workload, config: SimConfig) -> Ru
     warming: deque[float] = deque()  # ready-at times, oldest first
     requested, events = ready, 0
     arr = workload.arrivals
-    out_served, out_q, out_ready, out_warm = arrays.served, arrays.backlog, arrays.ready, arrays.warming
-    out_req, out_lo, out_w = arrays.requested, arrays.lo_ms, arrays.width_ms
-    cum_served, cum_batches, cum_ready = arrays.cum_served, arrays.cum_batches, arrays.cum_ready
+    # Written through memoryviews of the same float64 buffers (the View reads the arrays): a
+    # memoryview store is ~20 ns against ~65 ns for ndarray.__setitem__, and ten a second are
+    # 12 million stores in 14 days. Ints are stored as the same doubles either way.
+    out_served, out_q, out_ready, out_warm = _stores(
+        arrays.served, arrays.backlog, arrays.ready, arrays.warming)
+    out_req, out_lo, out_w = _stores(arrays.requested, arrays.lo_ms, arrays.width_ms)
+    cum_served, cum_batches, cum_ready = _stores(arrays.cum_served, arrays.cum_batches, arrays.cum_ready)
     # Python floats, not numpy scalars, through the per-second arithmetic (a numpy scalar op
     # costs ~3× a float's): the same IEEE operations in the same order, so the same numbers,
     # and the running sums are the cum arrays' own additions (cum[t + 1] = cum[t] + x).
@@ -135,8 +141,17 @@ def simulate(policy: ScalingPolicy, workload: Workload, config: SimConfig) -> Ru
         total_batches += served / b if cap > 0 else 0.0
         total_ready += ready
         cum_served[t + 1], cum_batches[t + 1], cum_ready[t + 1] = total_served, total_batches, total_ready
-    return Run(policy.name, workload.name, workload.start, config, arr, out_served, out_q,
-               out_ready, out_warm, out_req, out_lo, out_w, events)
+    return Run(policy.name, workload.name, workload.start, config, arr, arrays.served,
+               arrays.backlog, arrays.ready, arrays.warming, arrays.requested, arrays.lo_ms,
+               arrays.width_ms, events)
+
+
+def _stores(*arrays: FloatArray) -> list[memoryview[float]]:
+    """Writable views of float64 arrays as C doubles (cast raises on a non-contiguous one)."""
+    views = [a.data.cast("B").cast("d") for a in arrays]
+    if any(a.dtype != np.float64 or v.readonly for a, v in zip(arrays, views, strict=True)):
+        raise ValueError("the run's arrays must be writable float64")
+    return views
 
 
 def _apply(target: int, ready: int, warming: deque[float], ready_at: float) -> int:
