@@ -32,6 +32,15 @@ def test_batches_that_take_longer_than_the_profile_lower_capacity() -> None:
     assert got.reasons[0].startswith("capacity: batches take 1.47× the profile")
 
 
+def test_without_explaining_the_calibrated_policy_and_state_are_the_same() -> None:
+    # A fresh reading that lowers capacity, and a learned scale held through an idle reading.
+    cases = ((metrics(400.0, 12.0), ScalerState()),
+             (metrics(50.0, 1.0), ScalerState(service_time_scale=1.3)))
+    for m, state in cases:
+        full = calibrate_service_time(P, m, 10, state)
+        assert calibrate_service_time(P, m, 10, state, explain=False) == full._replace(reasons=())
+
+
 def test_the_profile_holds_when_batches_match_it() -> None:
     per = 40.0
     b = STANDIN.batch_at(per)

@@ -29,7 +29,7 @@ class Calibrated(NamedTuple):
 
 
 def calibrate_service_time(
-    policy: Policy, metrics: ShardMetrics, ready: int, state: ScalerState
+    policy: Policy, metrics: ShardMetrics, ready: int, state: ScalerState, *, explain: bool = True
 ) -> Calibrated:
     """The policy with its service time scaled by what the replicas' batches show.
 
@@ -38,7 +38,7 @@ def calibrate_service_time(
     profile says a + c·b. Worked example, a = 60 ms, c = 12 ms: 40 rps per replica and an
     observed batch of 12 mean 300 ms per batch against 204 ms modelled, a scale of 1.47
     (e.g. longer utterances than profiled): the replica sustains 43 rps at the SLO, not 64,
-    and every term below plans with that.
+    and every term below plans with that. `explain=False`: the same policy and state, no line.
     """
     service = policy.service
     scale = state.service_time_scale
@@ -53,9 +53,12 @@ def calibrate_service_time(
     mu = scaled.sustainable_rps(policy.slo_latency_ms, policy.slo_percentile)
     if mu <= 0:
         return Calibrated(policy, state)
+    scaled_policy = evolve(policy, capacity_rps=mu, service=scaled)
+    if not explain:
+        return Calibrated(scaled_policy, state)
     line = (f"capacity: batches take {scale:.2f}× the profile ({_evidence(metrics, ready)}):"
             f" {mu:.1f} rps/replica at the SLO, not {policy.capacity_rps:.1f}")
-    return Calibrated(evolve(policy, capacity_rps=mu, service=scaled), state, (line,))
+    return Calibrated(scaled_policy, state, (line,))
 
 
 def _observed_scale(policy: Policy, metrics: ShardMetrics, ready: int) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voxscale.api import ScalerState, Term
+from voxscale.api import Recommendation, ScalerState, Term
 from voxscale.decide.batching import calibrate_service_time
 from voxscale.decide.blend import Blended, blend
 from voxscale.decide.clamp import Clamped, clamp
@@ -41,13 +41,14 @@ def decide(
     """
     warmup = learned_warmup_seconds(policy, state)
     horizon = horizon_after(warmup, policy)
-    window = prune(state.recommendations, now, policy.scale_down_stabilization_seconds)
-    state = state.model_copy(update={"recommendations": window})
+    # Only stabilize reads the window, after this tick's recommendation is pushed onto it, so
+    # the pruned list goes straight into that push: one state copy a tick fewer.
+    pruned = prune(state.recommendations, now, policy.scale_down_stabilization_seconds)
     if not obs.metrics.usable:
         return _degraded(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup,
-                         explain=explain)
+                         pruned=pruned, explain=explain)
     return _decided(obs, forecast, policy, state, now=now, horizon=horizon, warmup=warmup,
-                    explain=explain)
+                    pruned=pruned, explain=explain)
 
 
 def _decided(
@@ -59,10 +60,11 @@ def _decided(
     now: float,
     horizon: float,
     warmup: float,
+    pruned: list[Recommendation],
     explain: bool,
 ) -> Decision:
     pods = obs.pods
-    calibrated = calibrate_service_time(policy, obs.metrics, pods.ready, state)
+    calibrated = calibrate_service_time(policy, obs.metrics, pods.ready, state, explain=explain)
     policy, state = calibrated.policy, calibrated.state
     plan = plan_replicas(forecast, obs.metrics.rate, policy, state, horizon=horizon, now=now,
                          explain=explain)
@@ -87,7 +89,7 @@ def _decided(
     # The window holds what was *observed*: a calibrated plan already looks one horizon ahead,
     # so following it down cannot leave the next warm-up short. Otherwise, all of it.
     held = clamp(reac.replicas + batch.replicas, policy).replicas if trusted else rec.replicas
-    state = state.model_copy(update={"recommendations": push(state.recommendations, now, held)})
+    state = state.model_copy(update={"recommendations": push(pruned, now, held)})
     # Panic is an interactive burst: interactive requests go first on every ready replica, so
     # a batch submission of twice the ready pods is a backlog to plan, not a burst to chase.
     panic = panic_step(
@@ -154,6 +156,7 @@ def _degraded(
     now: float,
     horizon: float,
     warmup: float,
+    pruned: list[Recommendation],
     explain: bool,
 ) -> Decision:
     step = degrade(obs, forecast, policy, state, horizon, now=now)
@@ -166,7 +169,7 @@ def _degraded(
     # The held count enters the window, so when metrics come back the shard does not drop
     # the moment one low reading arrives: the scale-down still waits the full window.
     state = state.model_copy(
-        update={"recommendations": push(state.recommendations, now, final.replicas)}
+        update={"recommendations": push(pruned, now, final.replicas)}
     )
     return Decision(
         replicas=final.replicas,
