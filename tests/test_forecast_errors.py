@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -179,6 +180,19 @@ def test_a_model_that_sees_the_load_move_keeps_its_own_band() -> None:
     assert skill is not None and skill.model_loss <= skill.persistence_loss
     got = errors.calibrate(_forecast(150.0, 300.0), 0.9, last=50.0)
     assert got.method.startswith("holt-winters(daily), p90 error")
+
+
+def test_without_explaining_a_calibrated_forecast_keeps_its_numbers_and_its_model_method() -> None:
+    # Both branches: the model's own band, and the last rate standing in for a model with no skill.
+    quiet = np.where(np.arange(120) % 2 == 0, 50.0, 150.0)
+    for load, means, last in ((quiet, np.array([150.0]), 50.0),
+                              (np.full(120, 100.0), np.array([60.0, 140.0, 100.0, 70.0, 130.0]), 100.0)):
+        errors = HorizonErrors()
+        _served_against(errors, History.of(T0, STEP, load), means, 90 * 60.0)
+        full = errors.calibrate(_forecast(150.0, 300.0), 0.9, last=last)
+        bare = errors.calibrate(_forecast(150.0, 300.0), 0.9, last=last, explain=False)
+        assert full.method != bare.method == "holt-winters(daily)"
+        assert replace(bare, method=full.method) == full
 
 
 def test_without_a_last_rate_the_gate_is_not_consulted() -> None:

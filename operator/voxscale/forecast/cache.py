@@ -63,6 +63,7 @@ class ForecastCache:
         spread: float = REFIT_SPREAD,
         *,
         calibrate: bool = True,
+        explain: bool = True,
     ) -> None:
         if not 0.0 <= spread < 1.0:
             raise ValueError(f"spread must be in [0, 1), got {spread}")
@@ -74,6 +75,8 @@ class ForecastCache:
         """Per key: (refit_every, its spread period): a hash per key, not per tick."""
         self._errors: dict[Hashable, HorizonErrors] = {}
         self._calibrate = calibrate
+        self._explain = explain
+        """False: calibrated forecasts keep the model's `method` (see HorizonErrors.calibrate)."""
         self._anchor_seconds = anchor_seconds
         self._spread = spread
         self.refits = 0
@@ -106,7 +109,7 @@ class ForecastCache:
         errors.score(history, now)
         last = last_observed(history)
         errors.issue(now, horizon_seconds, raw.mean, last)
-        return errors.calibrate(raw, quantile, last)
+        return errors.calibrate(raw, quantile, last, explain=self._explain)
 
     def _raw(
         self,

@@ -216,13 +216,15 @@ class HorizonErrors:
         self.gate_memo = (now, quantile, verdict)
         return verdict
 
-    def calibrate(self, forecast: Forecast, quantile: float, last: float | None = None) -> Forecast:
+    def calibrate(self, forecast: Forecast, quantile: float, last: float | None = None, *,
+                  explain: bool = True) -> Forecast:
         """Mean and upper moved, on the √ scale, by the median and `quantile` recent error.
 
         E.g. a mean of 400 req/s (√ 20) whose recent errors had median +0.2 and p90 +1.5
         becomes mean 20.2² = 408, upper 21.5² = 462 req/s. A model that over-forecast lately
         (a negative median) is corrected down as well as up: the bound follows what was
-        observed, not what was fitted.
+        observed, not what was fitted. `explain=False` keeps the model's own `method` instead of
+        one that says how it was calibrated (the same numbers; a replay reads no reasons).
         """
         q = self.quantiles_at(forecast.at, 0.5, quantile)
         if q is None:
@@ -245,12 +247,13 @@ class HorizonErrors:
             upper = max(mean, from_scale(to_scale(held) + skill.persistence_high))
             method = (f"last rate, p{quantile * 100:g} rise {_describe(held, skill.persistence_high)}"
                       f" (pinball {skill.persistence_loss:.3f} < {forecast.method.split(',')[0]}"
-                      f" {skill.model_loss:.3f} over {skill.windows} windows)")
+                      f" {skill.model_loss:.3f} over {skill.windows} windows)"
+                      if explain else forecast.method)
             return evolve(forecast, mean=mean, upper=upper, method=method,
                           current=held, calibrated=True)
         # Formatted only on the branch that returns it.
         method = (f"{forecast.method}, p{quantile * 100:g} error {_describe(forecast.mean, high)}"
-                  f" over {len(self.scored)} windows")
+                  f" over {len(self.scored)} windows" if explain else forecast.method)
         return evolve(forecast, mean=mean, upper=upper, method=method, current=current,
                       calibrated=True)
 

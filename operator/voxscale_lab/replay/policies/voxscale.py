@@ -65,10 +65,11 @@ class VoxscalePolicy:
         self.policy = policy or policy_for(ctx)
         self.interval_seconds = self.policy.interval_seconds
         self.state = ScalerState(last_replicas=ctx.initial_replicas)
-        self.cache = ForecastCache()
+        self.cache = ForecastCache(explain=explain)
         self.quantile, self.method = quantile, method
         self.explain = explain
-        """False: decisions without reason lines, for runs scored on replica counts only."""
+        """False: decisions without reason lines (and forecasts without the calibration's words
+        in `method`), for runs scored on replica counts only."""
         self.desired = ctx.initial_replicas
         self.last_decision: Decision | None = None
         self.last_forecast: Forecast | None = None
