@@ -10,7 +10,7 @@ import pytest
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from tests.forecast_series import daily
-from voxscale.forecast.errors import ErrorLog, _paired, quantiles_linear
+from voxscale.forecast.errors import ErrorLog, _paired, _pinball, quantiles_linear
 from voxscale.forecast.holt_winters import BOUNDS, _DampedAdditive
 from voxscale.forecast.path import ForecastPath
 from voxscale.series import FloatArray
@@ -57,6 +57,29 @@ def test_the_error_log_reads_as_the_deque_it_replaced() -> None:
     log.drop_before(300.0)
     assert log[0] == (300.0, 0.0) and log[-1] == (399.0, 0.0) and len(log) == 100
     assert log.popleft() == (300.0, 0.0) and len(log) == 99
+
+
+def test_a_logs_remembered_quantiles_are_those_of_its_errors_as_they_are_now() -> None:
+    log = ErrorLog((float(t), float(RNG.normal())) for t in range(300))
+
+    def errors() -> FloatArray:
+        return log.arrays()[1]
+
+    assert log.quantiles((0.5, 0.9)) == quantiles_linear(errors(), (0.5, 0.9))
+    assert log.quantiles((0.9,)) == quantiles_linear(errors(), (0.9,))  # asked alone: same bits
+    for change in (lambda: log.append((300.0, 9.0)), lambda: log.drop_before(100.0),
+                   log.popleft, log.clear, lambda: log.extend([(1.0, 2.0), (2.0, -1.0)])):
+        change()
+        if len(log):
+            assert log.quantiles((0.9, 0.5)) == quantiles_linear(errors(), (0.9, 0.5))
+
+
+def test_the_pinball_loss_is_numpys_mean_bit_for_bit() -> None:
+    for n in (2, 7, 129, 2160):
+        residual = RNG.normal(0.0, 0.5, n)
+        for q in (0.5, 0.9, 0.95):
+            want = float(np.mean(np.maximum(q * residual, (q - 1.0) * residual)))
+            assert _pinball(residual, q) == want
 
 
 def test_the_holt_winters_fast_passes_give_statsmodels_own_bits() -> None:
