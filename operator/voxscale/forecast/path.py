@@ -52,9 +52,10 @@ class ForecastPath:
         i1 = min(self.mean.size, math.floor((hi - self.start) / self.step) + 1)
         floats = self._floats
         means, uppers = floats if floats is not None else (self.mean, self.upper)
-        at_lo = self._at(means, lo)
-        mean = max(at_lo, self._at(means, hi))
-        upper = max(self._at(uppers, lo), self._at(uppers, hi))
+        at_lo, upper_lo = self._at_both(means, uppers, lo)
+        at_hi, upper_hi = self._at_both(means, uppers, hi)
+        mean = max(at_lo, at_hi)
+        upper = max(upper_lo, upper_hi)
         if i1 > i0 and floats is not None:
             mean = max(mean, *floats[0][i0:i1])
             upper = max(upper, *floats[1][i0:i1])
@@ -95,9 +96,14 @@ class ForecastPath:
             return None
         return self.mean.tolist(), self.upper.tolist()
 
-    def _at(self, series: list[float] | FloatArray, t: float) -> float:
-        pos = min(max((t - self.start) / self.step, 0.0), len(series) - 1.0)
+    def _at_both(
+        self, means: list[float] | FloatArray, uppers: list[float] | FloatArray, t: float
+    ) -> tuple[float, float]:
+        """Both series interpolated at `t` (they share the grid: one position, two reads)."""
+        pos = min(max((t - self.start) / self.step, 0.0), len(means) - 1.0)
         i = int(pos)
-        j = min(i + 1, len(series) - 1)
-        return float(series[i] + (series[j] - series[i]) * (pos - i))
+        j = min(i + 1, len(means) - 1)
+        frac = pos - i
+        return (float(means[i] + (means[j] - means[i]) * frac),
+                float(uppers[i] + (uppers[j] - uppers[i]) * frac))
 
