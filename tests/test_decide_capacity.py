@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from voxscale.decide.capacity import CapacityModel, ServiceTime
+from voxscale.decide.units import ceil_ratio
 from voxscale_lab.capacity import load_profile
 
 STANDIN = ServiceTime(fixed_seconds=0.060, per_request_seconds=0.012, max_batch=32)
@@ -59,3 +61,13 @@ def test_the_reason_names_the_models_numbers() -> None:
     line = MODEL.describe(2560.0, 42)
     assert line.startswith("63.8 rps/replica at p95 ≤ 500 ms + 117.7 rps burst headroom")
     assert "predicted p95" in line
+
+
+def test_ceil_ratio_skips_the_rounding_only_where_it_cannot_change_the_ceiling() -> None:
+    assert ceil_ratio(28.0, 0.7 * 20) == 2  # 2.0000000000000004 rounds to 2
+    rng = np.random.default_rng(11)
+    nudges = (0.0, 1e-12, -1e-12, 1e-9, -1e-9, 1e-7, -1e-7, 1e-6, -1e-6, 2e-6, 0.3)
+    for _ in range(20_000):
+        d = float(rng.uniform(0.1, 100.0))
+        n = d * int(rng.integers(0, 500)) * (1.0 + float(rng.choice(nudges)))
+        assert ceil_ratio(n, d) == (math.ceil(round(n / d, 9)) if n > 0 else 0)
