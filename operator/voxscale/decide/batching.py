@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from voxscale.api import ScalerState
 from voxscale.decide.capacity import ServiceTime
-from voxscale.decide.evolve import evolve
+from voxscale.decide.evolve import evolve, updated
 from voxscale.decide.reactive import backlog_requests
 from voxscale.decide.types import Policy, ShardMetrics
 
@@ -45,7 +45,7 @@ def calibrate_service_time(
     fresh = _observed_scale(policy, metrics, ready)
     if fresh is not None:
         scale = fresh if scale is None else scale + SMOOTHING * (fresh - scale)
-        state = state.model_copy(update={"service_time_scale": scale})
+        state = updated(state, {"service_time_scale": scale})
     if service is None or scale is None or abs(scale - 1.0) < 0.02:
         return Calibrated(policy, state)
     scaled = ServiceTime(service.fixed_seconds * scale, service.per_request_seconds * scale,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from voxscale import names
 from voxscale.api import ScalerState
 from voxscale.decide.capacity import CapacityModel
+from voxscale.decide.evolve import updated
 from voxscale.decide.types import BatchClass, ClassMetrics, ClassNeed, Policy
 
 
@@ -82,7 +83,7 @@ def plan_batch(
         reasons.append(f"classes: batch {' + '.join(f'{n.name} {n.replicas or 0}' for n in needs)}"
                        f" = {total} on top of interactive (batch rides in what interactive leaves)")
     return BatchPlan(total, held, tuple(needs), tuple(reasons), tuple(problems),
-                     state.model_copy(update={"batch_needs": last}))
+                     updated(state, {"batch_needs": last}))
 
 
 def class_need(

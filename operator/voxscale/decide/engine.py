@@ -8,6 +8,7 @@ from voxscale.decide.blend import Blended, blend
 from voxscale.decide.clamp import Clamped, clamp
 from voxscale.decide.classes import BatchPlan, plan_batch
 from voxscale.decide.degrade import degrade
+from voxscale.decide.evolve import updated
 from voxscale.decide.fallback import fallback_step, hold_fallback
 from voxscale.decide.panic import panic_step
 from voxscale.decide.predictive import plan_replicas
@@ -89,7 +90,7 @@ def _decided(
     # The window holds what was *observed*: a calibrated plan already looks one horizon ahead,
     # so following it down cannot leave the next warm-up short. Otherwise, all of it.
     held = clamp(reac.replicas + batch.replicas, policy).replicas if trusted else rec.replicas
-    state = state.model_copy(update={"recommendations": push(pruned, now, held)})
+    state = updated(state, {"recommendations": push(pruned, now, held)})
     # Panic is an interactive burst: interactive requests go first on every ready replica, so
     # a batch submission of twice the ready pods is a backlog to plan, not a burst to chase.
     panic = panic_step(
@@ -168,9 +169,7 @@ def _degraded(
     state = batch.state or state
     # The held count enters the window, so when metrics come back the shard does not drop
     # the moment one low reading arrives: the scale-down still waits the full window.
-    state = state.model_copy(
-        update={"recommendations": push(pruned, now, final.replicas)}
-    )
+    state = updated(state, {"recommendations": push(pruned, now, final.replicas)})
     return Decision(
         replicas=final.replicas,
         mode=step.mode,
@@ -224,4 +223,4 @@ def _next_state(
         update["last_scale_up_at"] = now
     elif replicas < current:
         update["last_scale_down_at"] = now
-    return state.model_copy(update=update)
+    return updated(state, update)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from voxscale import names
 from voxscale.api import ScalerState
+from voxscale.decide.evolve import updated
 from voxscale.decide.types import FallbackPolicy, Observation, Policy
 
 SHARE_STEP = 0.05
@@ -82,7 +83,7 @@ def fallback_step(
     if fb is None:
         return None
     if obs.fallback_loaded is False:
-        cleared = state.model_copy(update={"fallback_share": 0.0, "fallback_lower_since": None})
+        cleared = updated(state, {"fallback_share": 0.0, "fallback_lower_since": None})
         why = (f"model {fb.model} is not loaded on the shard's workers (Triton exports no series for it):"
                " absent from the model repository, or failed to load; the main model serves everything")
         return FallbackStep(0.0, cleared, (f"fallback: {why}",), ((REASON_UNAVAILABLE, why),))
@@ -100,7 +101,7 @@ def fallback_step(
         lines.append(f"fallback: the Ready capacity needs {target:.0%}; " + (
             f"holding {prev:.0%} ({waited:.0f} of {hold:.0f} s)" if share == prev else
             f"lowering by at most {fb.step_down:.0%} a tick after the {hold:.0f} s hold"))
-    new_state = state.model_copy(update={"fallback_share": share, "fallback_lower_since": since})
+    new_state = updated(state, {"fallback_share": share, "fallback_lower_since": since})
     problems = ((REASON_SERVING, _serving(share, fb, why)),) if share else ()
     return FallbackStep(share, new_state, tuple(lines), problems)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from voxscale.api import ScalerState
+from voxscale.decide.evolve import updated
 from voxscale.decide.types import Policy
 
 
@@ -41,13 +42,13 @@ def panic_step(
             f"panic: {entering}, desired {desired} ≥ {policy.panic_threshold:g} × {ready} ready;"
             f" no scale-down and no scale-up limit for the next {policy.stable_window_seconds:g} s"
         )
-        return Panic(True, state.model_copy(update={"panic_since": since, "panic_until": until}),
+        return Panic(True, updated(state, {"panic_since": since, "panic_until": until}),
                      (line,))
     if state.panic_until is not None and now < state.panic_until:
         left = state.panic_until - now
         return Panic(True, state, (f"panic: no breach, {left:.0f} s of the stable window left",))
     if state.panic_since is not None or state.panic_until is not None:
-        cleared = state.model_copy(update={"panic_since": None, "panic_until": None})
+        cleared = updated(state, {"panic_since": None, "panic_until": None})
         stable = policy.stable_window_seconds
         return Panic(False, cleared, (f"panic: left after {stable:.0f} s without a breach",))
     return Panic(False, state)

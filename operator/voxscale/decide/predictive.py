@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from voxscale.api import ScalerState
 from voxscale.decide.capacity import CapacityModel
+from voxscale.decide.evolve import updated
 from voxscale.decide.types import Forecast, Policy
 
 
@@ -76,12 +77,11 @@ def _carried_miss(
     if observed is not None and math.isfinite(observed) and forecast.current is not None:
         fresh = max(0.0, observed - forecast.current)
     if fresh > 0 and fresh >= carried:
-        state = state.model_copy(
-            update={"forecast_miss": fresh, "forecast_miss_until": now + horizon})
+        state = updated(state, {"forecast_miss": fresh, "forecast_miss_until": now + horizon})
         line = (f"plan: observed {observed:.1f} rps > forecast {forecast.current:.1f} now:"
                 f" +{fresh:.1f} rps carried for {horizon:.0f} s")
         return fresh, state, (line,)
     if carried <= 0 and state.forecast_miss_until is not None:
-        state = state.model_copy(update={"forecast_miss": 0.0, "forecast_miss_until": None})
+        state = updated(state, {"forecast_miss": 0.0, "forecast_miss_until": None})
     return carried, state, ()
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from voxscale.api import ScalerState
+from voxscale.decide.evolve import updated
 from voxscale.decide.types import Policy
 
 WARMUP_SAMPLES_KEPT = 32
@@ -53,7 +54,7 @@ def record_warmups(state: ScalerState, samples: Sequence[float]) -> ScalerState:
     if not fresh:
         return state
     kept = [*state.warmup_samples, *fresh][-WARMUP_SAMPLES_KEPT:]
-    return state.model_copy(update={"warmup_samples": kept})
+    return updated(state, {"warmup_samples": kept})
 
 
 def _valid(seconds: float) -> bool:
