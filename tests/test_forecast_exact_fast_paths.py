@@ -12,7 +12,7 @@ from statsmodels.tsa.holtwinters import ExponentialSmoothing
 from tests.forecast_series import daily
 from voxscale.forecast.errors import ErrorLog, _paired, _pinball, quantiles_linear
 from voxscale.forecast.holt_winters import BOUNDS, _DampedAdditive
-from voxscale.forecast.path import ForecastPath
+from voxscale.forecast.path import ForecastPath, _mean
 from voxscale.series import FloatArray
 
 RNG = np.random.default_rng(7)
@@ -72,6 +72,12 @@ def test_a_logs_remembered_quantiles_are_those_of_its_errors_as_they_are_now() -
         change()
         if len(log):
             assert log.quantiles((0.9, 0.5)) == quantiles_linear(errors(), (0.9, 0.5))
+
+
+def test_the_paths_mean_is_numpys_mean_bit_for_bit() -> None:
+    for n in (1, 2, 15, 129, 1000):
+        values = RNG.normal(100.0, 30.0, n)
+        assert _mean(values) == float(values.mean())
 
 
 def test_the_pinball_loss_is_numpys_mean_bit_for_bit() -> None:

@@ -79,12 +79,14 @@ class ForecastPath:
         fresh = (times > self.fitted_until) & np.isfinite(recent.values)
         if not fresh.any():
             return 1.0
-        observed = float(recent.values[fresh].mean())
-        expected = float(np.interp(times[fresh], self._grid(), self.mean).mean())
+        observed = _mean(recent.values[fresh])
+        expected = _mean(np.interp(times[fresh], self._grid, self.mean))
         ratio = (max(observed, 0.0) + 1.0) / (max(expected, 0.0) + 1.0)
         return min(MAX_LEVEL_SHIFT, max(1.0 / MAX_LEVEL_SHIFT, ratio))
 
+    @cached_property
     def _grid(self) -> FloatArray:
+        """The path's times (read once a minute by `level_since_fit` for the path's hour)."""
         return self.start + self.step * np.arange(self.mean.size, dtype=np.float64)
 
     @cached_property
@@ -107,3 +109,9 @@ class ForecastPath:
         return (float(means[i] + (means[j] - means[i]) * frac),
                 float(uppers[i] + (uppers[j] - uppers[i]) * frac))
 
+
+
+def _mean(values: FloatArray) -> float:
+    """`ndarray.mean()`'s own arithmetic (np.add.reduce, then ÷ the count), the same bits,
+    without its ~3 µs of Python around a few samples."""
+    return float(np.add.reduce(values) / values.size)
