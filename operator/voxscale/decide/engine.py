@@ -37,7 +37,7 @@ def decide(
     instead and never scale down.
 
     `explain=False` leaves `Decision.reasons` empty and everything else as it is: for replays
-    that score replica counts only (formatting the observed and planned lines cost ~8 µs of
+    that score replica counts only (formatting the observed and planned lines cost ~10 µs of
     a ~45 µs tick). The operator always explains: the reasons are what status shows.
     """
     warmup = learned_warmup_seconds(policy, state)
