@@ -80,6 +80,24 @@ def test_the_miss_is_carried_for_one_horizon_then_dropped() -> None:
     assert after.state is not None and after.state.forecast_miss_until is None
 
 
+def test_a_miss_the_panic_window_sees_first_counts_this_tick_and_is_not_carried() -> None:
+    # 100 rps expected now; the 1m rate says 110 (+10, carried), the 30-s window 160 (+60):
+    # this tick plans 150 + 60 = 210 rps -> 15, and the next tick, the burst gone from the
+    # panic window, still carries the 1m miss of 10 but not the 60.
+    p = policy(target=14.0)
+    fc = forecast(150.0, current=100.0)
+    first = plan_replicas(fc, 110.0, p, ScalerState(), horizon=70.0, now=T0, burst=160.0)
+    assert (first.replicas, first.rate) == (15, 210.0)
+    assert first.reasons[1] == "plan: 160.0 rps in the panic window > forecast 100.0 now: +60.0 rps this tick"
+    assert first.state is not None and first.state.forecast_miss == 10.0
+    later = plan_replicas(fc, 100.0, p, first.state, horizon=70.0, now=T0 + 10, burst=100.0)
+    assert later.rate == 160.0
+    # A panic window below the forecast, or without data, changes nothing.
+    for quiet in (90.0, math.nan, None):
+        calm = plan_replicas(fc, 110.0, p, ScalerState(), horizon=70.0, now=T0, burst=quiet)
+        assert calm.rate == 160.0
+
+
 def test_an_observed_rate_below_the_forecast_takes_nothing_away() -> None:
     got = plan(forecast(150.0, current=100.0), policy(target=14.0), observed=60.0)
     assert got.rate == 150.0

@@ -68,7 +68,7 @@ def _decided(
     calibrated = calibrate_service_time(policy, obs.metrics, pods.ready, state, explain=explain)
     policy, state = calibrated.policy, calibrated.state
     plan = plan_replicas(forecast, obs.metrics.rate, policy, state, horizon=horizon, now=now,
-                         explain=explain)
+                         explain=explain, burst=obs.metrics.panic_rate)
     state = plan.state or state
     # A calibrated plan's bound is the headroom for a rise within the horizon, so the observed
     # rate only corrects it at the SLO. A plan whose band was never scored (the first half hour,

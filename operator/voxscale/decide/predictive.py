@@ -31,6 +31,7 @@ def plan_replicas(
     now: float,
     capacity: CapacityModel | None = None,
     explain: bool = True,
+    burst: float | None = None,
 ) -> Plan:
     """Replicas for the forecast's upper bound over [now, now + horizon] plus its recent miss.
 
@@ -44,6 +45,14 @@ def plan_replicas(
     it: when 130 rps is observed and the forecast expected 100 rps now, the forecast is 30 rps
     low, so the plan becomes upper + 30. The miss is carried for one horizon ("widen the band
     for a while"): a model that just missed is not trusted to be right again the next tick.
+
+    `burst`, the panic-window rate (30 s), sees a miss first: a step from 100 to 300 rps shows
+    in full there after 30 s, in the 1m rate only half of it. Its miss corrects this tick's
+    plan but is not carried: a 30-s burst above the forecast is not yet a model that is wrong
+    for the next horizon, and if it lasts, the 1m rate shows it and carries it a tick later.
+    Replayed (1 day, W 30 / 120 / 180 s): ELB 2.06× / 4.03 % → 2.04× / 3.61 % at 120 s, and
+    fewer violation minutes at the same cost on ELB, AAPL and Azure conv at each warm-up;
+    carried like the 1m miss instead, it held Azure code's bursts for a horizon (1.76× → 2.02×).
     `explain=False`: the same plan without its reason lines (decide's replay path).
     """
     if not policy.forecast_enabled:
@@ -55,6 +64,12 @@ def plan_replicas(
     model = capacity or policy.plan_capacity
     upper = max(0.0, forecast.upper)
     miss, state, miss_line = _carried_miss(forecast, observed, state, horizon=horizon, now=now)
+    burst_miss = _burst_miss(forecast, burst)
+    if burst_miss > miss:
+        miss = burst_miss
+        if explain:
+            miss_line = (*miss_line, f"plan: {burst:.1f} rps in the panic window > forecast"
+                                     f" {forecast.current:.1f} now: +{burst_miss:.1f} rps this tick")
     rate = upper + miss
     n = model.replicas_for(rate)
     if not explain:
@@ -66,6 +81,13 @@ def plan_replicas(
     if forecast.horizon_seconds + 1e-6 < horizon:
         line += f" (forecast covers only {forecast.horizon_seconds:.0f} s)"
     return Plan(n, rate, (*miss_line, line), state)
+
+
+def _burst_miss(forecast: Forecast, burst: float | None) -> float:
+    """How far the panic-window rate is above the forecast now (0: not above, or no data)."""
+    if burst is None or not math.isfinite(burst) or forecast.current is None:
+        return 0.0
+    return max(0.0, burst - forecast.current)
 
 
 def _carried_miss(
