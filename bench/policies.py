@@ -9,7 +9,9 @@ quantile for voxscale, the target utilisation for HPA, KEDA, KPA and AWS predict
 target-tracking half sets its buffer). Prints per trace each policy's front, two derived
 tables (violation minutes at HPA's replica-hours, replica-hours at HPA's violation minutes, both
 read off the fronts at HPA's default 0.7 point), voxscale's default chosen leave-one-trace-out,
-and each goal as MET/MISSED; writes fronts.png, fronts.json and table.md into --out.
+what a policy that knows the present exactly reaches (replay/policies/present.py, beside each
+goal it puts out of reach), and each goal as MET/MISSED; writes fronts.png, fronts.json and
+table.md into --out.
 """
 
 from __future__ import annotations
