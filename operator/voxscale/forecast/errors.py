@@ -299,12 +299,14 @@ class Skill:
 
 def to_scale(rate: float) -> float:
     """√rate: the scale errors are measured and added on (see HorizonErrors)."""
-    return math.sqrt(max(rate, 0.0))
+    # max(rate, 0.0) spelt out (it keeps rate unless rate < 0.0, NaN and -0.0 included):
+    # ~1.3 million calls in a 14-day replay, and the builtin's call cost more than the test.
+    return math.sqrt(0.0 if rate < 0.0 else rate)
 
 
 def from_scale(value: float) -> float:
     """The rate at `value` on the √ scale (a bound below 0 on that scale is no rate)."""
-    return max(value, 0.0) ** 2
+    return (0.0 if value < 0.0 else value) ** 2  # max(value, 0.0), as in to_scale
 
 
 def _describe(rate: float, error: float) -> str:
