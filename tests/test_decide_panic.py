@@ -141,6 +141,13 @@ def test_pending_pods_are_reported_not_counted() -> None:
     assert got.reasons == ("pending: 8 unschedulable pods are not counted as capacity",)
 
 
+def test_warming_capacity_without_explaining_counts_the_same_without_lines() -> None:
+    for desired, pods in ((12, PodCounts(14, 6, 0, pending=8)), (30, PodCounts(18, 10, 8))):
+        full = warming_capacity(desired, pods)
+        assert full.reasons
+        assert warming_capacity(desired, pods, explain=False) == full._replace(reasons=())
+
+
 def test_latency_during_warmup_does_not_add_the_same_pods_twice() -> None:
     # 4 ready at 2× SLO asked for 8; 4 are warming. Tick after tick, latency stays bad until
     # they are Ready, and the answer must stay 8, not 12, 16, ...

@@ -205,3 +205,10 @@ def test_blend_takes_the_larger_term(
 def test_blend_says_why_when_the_terms_disagree() -> None:
     assert blend(30, 20).reasons == ("blend: predictive 30 > reactive 20: forecast leads",)
     assert blend(None, 20).reasons == ()
+
+
+@pytest.mark.parametrize(("predictive", "reactive"), [(30, 20), (12, 20), (20, 20), (None, 7)])
+def test_blend_without_explaining_gives_the_same_count_and_term_without_a_line(
+    predictive: int | None, reactive: int
+) -> None:
+    assert blend(predictive, reactive, explain=False) == blend(predictive, reactive)._replace(reasons=())

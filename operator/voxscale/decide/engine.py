@@ -81,7 +81,7 @@ def _decided(
     # spec.streaming: live streams fill sequence slots whatever their rate; the slots they
     # need are an observed need too (streams.py), and the larger of the two counts.
     reac = _with_streams(reac, stream_replicas(obs.streams, policy))
-    blended = blend(plan.replicas, reac.replicas)
+    blended = blend(plan.replicas, reac.replicas, explain=explain)
     # spec.classes: the Batch needs ride on top of the interactive one (classes.py); without
     # classes `batch` adds 0 and holds nothing, and every step below is as it always was.
     batch = plan_batch(obs.classes, policy, state, horizon=horizon)
@@ -97,7 +97,7 @@ def _decided(
         clamp(blended.desired, policy).replicas, pods.ready, load=blended.desired > 0,
         policy=policy, state=state, now=now,
     )
-    capacity = warming_capacity(rec.replicas, pods)
+    capacity = warming_capacity(rec.replicas, pods, explain=explain)
     planned = plan.replicas + batch.replicas if trusted and plan.replicas is not None else None
     window, release_reasons = release_window(planned, reac.replicas + batch.replicas,
                                              pods.asked, policy=policy, horizon=horizon)

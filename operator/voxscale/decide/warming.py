@@ -15,7 +15,7 @@ class Capacity(NamedTuple):
     reasons: tuple[str, ...] = ()
 
 
-def warming_capacity(desired: int, pods: PodCounts) -> Capacity:
+def warming_capacity(desired: int, pods: PodCounts, *, explain: bool = True) -> Capacity:
     """The increment is counted against ready + warming, never against ready alone.
 
     Warming pods carry no load yet (the observed rate and latency come from ready pods), but
@@ -23,9 +23,14 @@ def warming_capacity(desired: int, pods: PodCounts) -> Capacity:
     30 - 18 = 12, not 20 — otherwise every tick of the warm-up would ask for the same 8
     pods again. Pending pods (unschedulable, e.g. no GPU left) are not coming, so they are
     not capacity; asking for more of them only queues more pods behind the same shortage.
+
+    `explain=False` (decide's): base and increment without the lines (the warm-up line was
+    formatted on every tick with a pod warming, and a replay reads none of them).
     """
     base = pods.ready + pods.warming
     increment = desired - base
+    if not explain:
+        return Capacity(base, increment)
     lines: list[str] = []
     if pods.warming > 0:
         verdict = f"add {increment}" if increment > 0 else "nothing to add"
