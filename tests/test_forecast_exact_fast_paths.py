@@ -11,7 +11,7 @@ from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from tests.forecast_series import daily
 from voxscale.forecast.errors import ErrorLog, _paired, _pinball, quantiles_linear
-from voxscale.forecast.holt_winters import BOUNDS, _DampedAdditive
+from voxscale.forecast.holt_winters import BOUNDS, _additive_damped_pass, _DampedAdditive
 from voxscale.forecast.path import ForecastPath, _mean
 from voxscale.series import FloatArray
 
@@ -102,6 +102,20 @@ def test_the_holt_winters_fast_passes_give_statsmodels_own_bits() -> None:
         assert ours.params[name] == theirs.params[name]  # type: ignore[attr-defined]
     assert np.array_equal(ours.resid, theirs.resid)  # type: ignore[attr-defined]
     assert np.array_equal(ours.forecast(70), theirs.forecast(70))  # type: ignore[attr-defined]
+
+
+def test_a_remembered_holt_winters_recurrence_is_reused_only_for_the_same_bits() -> None:
+    y = np.log1p(daily(3, step=300.0, noise=3.0).values)
+    kw = {"smoothing_level": 0.3, "smoothing_trend": 0.01, "smoothing_seasonal": 0.1,
+          "damping_trend": 0.97, "initial_level": 1.5, "initial_trend": 0.02,
+          "initial_seasons": np.linspace(-0.5, 0.5, 288)}
+    nudged = {**kw, "initial_trend": math.nextafter(0.02, 1.0)}  # one ulp: another recurrence
+    memo: dict[bytes, object] = {}
+    for args, h in ((kw, 3), (kw, 70), (nudged, 70), (kw, 5)):
+        fresh = _additive_damped_pass(y, args, 288, h)
+        remembered = _additive_damped_pass(y, args, 288, h, memo)  # type: ignore[arg-type]
+        assert all(np.array_equal(a, b) for a, b in zip(fresh, remembered, strict=True))
+    assert _additive_damped_pass(y, kw, 288, 5)[2][0] != _additive_damped_pass(y, nudged, 288, 5)[2][0]
 
 
 def _numpy_window(path: ForecastPath, now: float, horizon: float) -> tuple[float, float, float]:

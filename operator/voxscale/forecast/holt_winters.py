@@ -136,6 +136,16 @@ class _DampedAdditive(ExponentialSmoothing):  # type: ignore[misc]
     season, no Box-Cox, no bias removal); anything else is statsmodels' own pass.
     """
 
+    recurrences: dict[bytes, _Recurrence]
+    """The last pass's level, trend and season lists, by the parameters that made them: the
+    forecast's pass (h = steps) repeats the optimiser's final pass over the same data, and
+    when its starting values come back the same bits (b0·φ/φ is b0 on most fits) so does
+    every step of the recurrence; only the h-step tail differs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recurrences = {}
+
     def _predict(self, h: int | None = None, **kw: Any) -> Any:
         fast = (self.trend == "add" and self.damped_trend and self.seasonal == "add"
                 and not kw.get("use_boxcox") and not kw.get("remove_bias"))
@@ -152,7 +162,7 @@ class _Pass:
         gamma, phi = kw["smoothing_seasonal"], kw["damping_trend"]
         data = np.asarray(model.endog, dtype=np.float64).squeeze()
         nobs, m = int(model.nobs), int(model.seasonal_periods)
-        fitted, lvls, b, s = _additive_damped_pass(data, kw, m, h)
+        fitted, lvls, b, s = _additive_damped_pass(data, kw, m, h, model.recurrences)
         self._model = model
         self._results = self
         self.mle_retvals: object = None
@@ -180,32 +190,31 @@ class _Pass:
         return out
 
 
+_Recurrence = tuple[list[float], list[float], list[float]]
+
+
 def _additive_damped_pass(
-    y: FloatArray, kw: dict[str, Any], m: int, h: int
+    y: FloatArray, kw: dict[str, Any], m: int, h: int, memo: dict[bytes, _Recurrence] | None = None
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """`ExponentialSmoothing._predict`'s seasonal="add", trend="add", damped branch, op for op."""
-    alpha, beta = kw["smoothing_level"], kw["smoothing_trend"]
-    gamma, phi = kw["smoothing_seasonal"], kw["damping_trend"]
-    l0, b0, s0 = kw["initial_level"], kw["initial_trend"], kw["initial_seasons"]
+    """`ExponentialSmoothing._predict`'s seasonal="add", trend="add", damped branch, op for op.
+
+    `memo` (one model's, so one `y`): the recurrence's lists by the exact bits of the
+    parameters and starting values, reused when a later pass asks with the same ones.
+    """
+    alpha, phi = kw["smoothing_level"], kw["damping_trend"]
     nobs = y.size
-    y_alpha = (alpha * y).tolist()
-    y_gamma = (gamma * y).tolist()
-    alphac, betac, gammac = float(1 - alpha), float(1 - beta), float(1 - gamma)
-    alpha, beta, gamma, phi = float(alpha), float(beta), float(gamma), float(phi)
-    level, trend = float(l0), float(b0)
-    lv, bv = [level], [trend]
-    sv = np.asarray(s0, dtype=np.float64).tolist()
-    # Step i reads the season one period back, sv[i - 1], and appends sv[i + m - 1]: the list
-    # iterator reaches each appended value a period after it was written.
-    for ya, yg, season in zip(y_alpha, y_gamma, sv, strict=False):
-        damped = trend * phi
-        both = level + damped
-        new_level = ya - (alpha * season) + (alphac * both)
-        trend = (beta * (new_level - level)) + (betac * damped)
-        sv.append(yg - (gamma * both) + (gammac * season))
-        level = new_level
-        lv.append(level)
-        bv.append(trend)
+    if memo is None:
+        lv, bv, sv = _recurrence(y, kw)
+    else:
+        key = np.array([alpha, kw["smoothing_trend"], kw["smoothing_seasonal"], phi,
+                        kw["initial_level"], kw["initial_trend"]], dtype=np.float64).tobytes()
+        key += np.asarray(kw["initial_seasons"], dtype=np.float64).tobytes()
+        known = memo.get(key)
+        if known is None:
+            memo.clear()  # only the latest is asked again
+            known = memo[key] = _recurrence(y, kw)
+        lv, bv, sv = known
+    phi = float(phi)
     lvls = np.zeros((nobs + h + 1,))
     b = np.zeros((nobs + h + 1,))
     s = np.zeros((nobs + h + m + 1,))
@@ -218,6 +227,31 @@ def _additive_damped_pass(
     s[nobs + m - 1 :] = [s[(nobs - 1) + j % m] for j in range(h + 1 + 1)]
     fitted = trend_path + s[:-m]
     return fitted, lvls, b, s
+
+
+def _recurrence(y: FloatArray, kw: dict[str, Any]) -> _Recurrence:
+    """The pass's loop over the observations: levels, trends and seasons as Python floats."""
+    alpha, beta = kw["smoothing_level"], kw["smoothing_trend"]
+    gamma, phi = kw["smoothing_seasonal"], kw["damping_trend"]
+    y_alpha = (alpha * y).tolist()
+    y_gamma = (gamma * y).tolist()
+    alphac, betac, gammac = float(1 - alpha), float(1 - beta), float(1 - gamma)
+    alpha, beta, gamma, phi = float(alpha), float(beta), float(gamma), float(phi)
+    level, trend = float(kw["initial_level"]), float(kw["initial_trend"])
+    lv, bv = [level], [trend]
+    sv = np.asarray(kw["initial_seasons"], dtype=np.float64).tolist()
+    # Step i reads the season one period back, sv[i - 1], and appends sv[i + m - 1]: the list
+    # iterator reaches each appended value a period after it was written.
+    for ya, yg, season in zip(y_alpha, y_gamma, sv, strict=False):
+        damped = trend * phi
+        both = level + damped
+        new_level = ya - (alpha * season) + (alphac * both)
+        trend = (beta * (new_level - level)) + (betac * damped)
+        sv.append(yg - (gamma * both) + (gammac * season))
+        level = new_level
+        lv.append(level)
+        bv.append(trend)
+    return lv, bv, sv
 
 
 def _spread(params: dict[str, object], h: int, m: int) -> FloatArray:
