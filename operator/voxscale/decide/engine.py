@@ -90,7 +90,9 @@ def _decided(
     # The window holds what was *observed*: a calibrated plan already looks one horizon ahead,
     # so following it down cannot leave the next warm-up short. Otherwise, all of it.
     held = clamp(reac.replicas + batch.replicas, policy).replicas if trusted else rec.replicas
-    state = updated(state, {"recommendations": push(pruned, now, held)})
+    # Only stabilize reads the window (panic does not): it is handed over, and joins the
+    # state in the tick's last copy (_next_state) instead of a copy of its own.
+    recommendations = push(pruned, now, held)
     # Panic is an interactive burst: interactive requests go first on every ready replica, so
     # a batch submission of twice the ready pods is a backlog to plan, not a burst to chase.
     panic = panic_step(
@@ -110,12 +112,14 @@ def _decided(
         state=panic.state,
         now=now,
         window_seconds=window,
+        recommendations=recommendations,
     )
     kept, hold_reasons = _hold_for_classes(moved.replicas, pods.asked, batch)
     final = clamp(kept, policy)
     # spec.model.fallback, the ladder's last step: when capacity cannot come, a share of new
     # interactive requests to the smaller model (fallback.py); None without one.
-    next_state = _next_state(moved.state, pods.asked, final.replicas, now, failures=0)
+    next_state = _next_state(moved.state, pods.asked, final.replicas, now, failures=0,
+                             recommendations=recommendations)
     fb = fallback_step(obs, blended.desired + batch.replicas, policy, policy.fallback, next_state, now=now)
     reasons = (
         *calibrated.reasons, *plan.reasons, *reac.reasons, *blended.reasons, *rec.reasons,
@@ -175,7 +179,7 @@ def _degraded(
         mode=step.mode,
         term=step.term,
         reasons=(*step.reasons, *final.reasons)[:MAX_REASONS] if explain else (),
-        state=_next_state(state, obs.pods.asked, final.replicas, now, state.failures + 1),
+        state=_next_state(state, obs.pods.asked, final.replicas, now, failures=state.failures + 1),
         horizon_seconds=horizon,
         learned_warmup_seconds=warmup,
         predictive=step.predictive,
@@ -216,9 +220,12 @@ def _winning_term(blended: Blended, rec: Clamped, final: Clamped, current: int) 
 
 
 def _next_state(
-    state: ScalerState, current: int, replicas: int, now: float, failures: int
+    state: ScalerState, current: int, replicas: int, now: float, failures: int, *,
+    recommendations: list[Recommendation] | None = None,
 ) -> ScalerState:
     update: dict[str, object] = {"failures": failures, "last_replicas": replicas}
+    if recommendations is not None:
+        update["recommendations"] = recommendations
     if replicas > current:
         update["last_scale_up_at"] = now
     elif replicas < current:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from voxscale.api import ScalerState
+from voxscale.api import Recommendation, ScalerState
 from voxscale.decide.types import Policy
 from voxscale.decide.units import ceil_ratio
 from voxscale.decide.window import highest
@@ -27,10 +27,12 @@ def stabilize(
     state: ScalerState,
     now: float,
     window_seconds: float | None = None,
+    recommendations: list[Recommendation] | None = None,
 ) -> Stabilized:
     """Move from `current` toward `desired`. `state.recommendations` must already hold this
-    tick's recommendation; `base` is ready + warming (see warming.py); `window_seconds`
-    shortens the scale-down window (release.py), default the policy's."""
+    tick's recommendation, or `recommendations` (the window with it pushed) stands in for
+    them; `base` is ready + warming (see warming.py); `window_seconds` shortens the
+    scale-down window (release.py), default the policy's."""
     if panic:
         # Knative: in panic the count only ratchets up, and the rate limit is off (the clamp
         # to max_replicas still applies); a burst is not the time to be polite.
@@ -41,7 +43,8 @@ def stabilize(
         return limit_scale_up(desired, current, base=base, policy=policy, state=state, now=now)
     if desired < current:
         replicas, lines = limit_scale_down(desired, current, policy, state, now,
-                                          window_seconds=window_seconds)
+                                          window_seconds=window_seconds,
+                                          recommendations=recommendations)
         return Stabilized(replicas, state, lines)
     return Stabilized(current, state)
 
@@ -85,6 +88,7 @@ def limit_scale_down(
     now: float,
     *,
     window_seconds: float | None = None,
+    recommendations: list[Recommendation] | None = None,
 ) -> tuple[int, tuple[str, ...]]:
     """Go down only to the highest recommendation of the last 300 s, at most halving per step.
 
@@ -93,7 +97,8 @@ def limit_scale_down(
     The halving is max(1, floor(50% of current)) so that 1 → 0 is possible where min is 0.
     """
     window = policy.scale_down_stabilization_seconds if window_seconds is None else window_seconds
-    high = highest(state.recommendations, now, window)
+    recent = state.recommendations if recommendations is None else recommendations
+    high = highest(recent, now, window)
     held = min(current, max(desired, high if high is not None else desired))
     lines: list[str] = []
     if held > desired:
