@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,26 @@ def running_operator(kubectl: Kubectl, workdir: Path, tag: str,
         op.stop()
 
 
+@dataclass
+class BridgedOperator:
+    """What operator_on_bridged_workers runs: the Prometheus, its file_sd list, the operator."""
+
+    prom: PrometheusServer
+    sd_file: Path
+    """The file_sd list the bridge writes its workers into."""
+    op: OperatorProcess
+
+
 @contextmanager
 def operator_on_bridged_workers(
     kubectl: Kubectl, workdir: Path, tag: str, base: Path,
     extra_scrape_configs: Sequence[dict[str, Any]] = (),
-) -> Iterator[tuple[PrometheusServer, Path, OperatorProcess]]:
+) -> Iterator[BridgedOperator]:
     """A real Prometheus scraping the demo bridge's workers, and the operator reading it.
 
     The workers' job reads the file_sd list `base`/workers.json (empty until the bridge writes
     it), so pods the ReplicaSet controller creates are scraped as they come; the operator's own
-    metrics are not scraped. Yields (prometheus, the file_sd path for the bridge, operator).
+    metrics are not scraped.
     """
     require_binary_for_test("prometheus")
     data_dir, sd_file = base / "data", base / "workers.json"
@@ -68,7 +79,7 @@ def operator_on_bridged_workers(
     workers = scrape_configs(sd_file, 0)[:1]
     with run_prometheus(data_dir, scrape_configs=[*workers, *extra_scrape_configs]) as prom, \
             running_operator(kubectl, workdir, tag, [prom.url]) as op:
-        yield prom, sd_file, op
+        yield BridgedOperator(prom, sd_file, op)
 
 
 def dump(kubectl: Kubectl, namespace: str) -> str:

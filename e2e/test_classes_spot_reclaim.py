@@ -102,9 +102,8 @@ def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any], kubectl: Kubectl
     classes = {"job_name": "class-exporter", "honor_labels": True, "scrape_interval": every,
                "scrape_timeout": every, "static_configs": [{"targets": [f"127.0.0.1:{class_port}"]}]}
     with priced_nodes(kubectl, SPOT, ON_DEMAND), \
-            operator_on_bridged_workers(kubectl, cluster.workdir, TAG, base, [classes]) as parts:
-        prom, sd_file, op = parts
-        yield Env(prom, sd_file, class_port, op)
+            operator_on_bridged_workers(kubectl, cluster.workdir, TAG, base, [classes]) as bridged:
+        yield Env(bridged.prom, bridged.sd_file, class_port, bridged.op)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from e2e.front_door_load import (
 )
 from e2e.helpers import FIGURES, E2ECluster, background, eventually
 from e2e.operator_process import (
+    BridgedOperator,
     e2e_spec,
     events,
     operator_namespace,
@@ -56,7 +57,6 @@ from voxscale_lab.demo.bridge import Bridge, Running, syncing
 from voxscale_lab.devcluster import Kubectl
 from voxscale_lab.harness.front_door import Endpoint
 from voxscale_lab.harness.haproxy import FrontDoor, require_haproxy, run_front_door
-from voxscale_lab.harness.prometheus import PrometheusServer
 from voxscale_lab.worker.serve import DEFAULT_MODEL_DIR, add_fallback_model, set_profile, worker_spec
 
 TAG = "fblive"
@@ -81,25 +81,19 @@ HEADERS = {"x-language": "en", "x-region": "eu-west",
            "connection": "close"}
 
 
-@dataclass
-class Env:
-    prom: PrometheusServer
-    sd_file: Path
-    op: Any
-
 
 @pytest.fixture(scope="module")
 def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any], gateway_api_crds: dict[str, Any],
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgedOperator]:
     pytest.importorskip("tritonclient", reason="needs the worker extra: pip install -e '.[worker]'")
     require_haproxy()
     base = tmp_path_factory.mktemp("fblive-prometheus")
-    with operator_on_bridged_workers(cluster.kubectl, cluster.workdir, TAG, base) as (prom, sd_file, op):
-        yield Env(prom, sd_file, op)
+    with operator_on_bridged_workers(cluster.kubectl, cluster.workdir, TAG, base) as bridged:
+        yield bridged
 
 
 @pytest.fixture
-def ns(kubectl: Kubectl, env: Env, request: pytest.FixtureRequest) -> Iterator[str]:
+def ns(kubectl: Kubectl, env: BridgedOperator, request: pytest.FixtureRequest) -> Iterator[str]:
     yield from operator_namespace(kubectl, env.op, request, TAG)
 
 
@@ -170,7 +164,7 @@ def _only_worker(kube: Kube, ns: str, bridge: BothModels, door: FrontDoor, *, sm
     return serving and (f"--load-model={SMALL}" in args) == small
 
 
-def _scenario(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Run:
+def _scenario(kubectl: Kubectl, env: BridgedOperator, ns: str, workdir: Path) -> Run:
     doc = _spec(ns, env.prom.url)
     kubectl.apply(doc)
     kube = Kube.from_kubeconfig(kubectl.kubeconfig)
@@ -266,7 +260,7 @@ def _report(run: Run) -> dict[str, float]:
 
 
 def test_the_operator_moves_a_share_to_the_smaller_model_under_a_cap_and_back_after_the_hold(
-    kubectl: Kubectl, env: Env, ns: str, tmp_path: Path,
+    kubectl: Kubectl, env: BridgedOperator, ns: str, tmp_path: Path,
 ) -> None:
     t0 = time.monotonic()
     run = _scenario(kubectl, env, ns, tmp_path)

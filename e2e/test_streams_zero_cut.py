@@ -32,6 +32,7 @@ import pytest
 
 from e2e.helpers import FIGURES, E2ECluster, background, eventually
 from e2e.operator_process import (
+    BridgedOperator,
     e2e_spec,
     operator_namespace,
     operator_on_bridged_workers,
@@ -68,24 +69,18 @@ WEIGHTS = (1.0, 1.0, 2.0, 3.0, 8.0, 9.0)
 LOAD_SECONDS = 1.0
 
 
-@dataclass
-class Env:
-    prom: PrometheusServer
-    sd_file: Path
-    op: Any
-
 
 @pytest.fixture(scope="module")
 def env(cluster: E2ECluster, speechcluster_crd: dict[str, Any],
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgedOperator]:
     pytest.importorskip("tritonclient", reason="needs the worker extra: pip install -e '.[worker]'")
     base = tmp_path_factory.mktemp("zerocut-prometheus")
-    with operator_on_bridged_workers(cluster.kubectl, cluster.workdir, TAG, base) as (prom, sd_file, op):
-        yield Env(prom, sd_file, op)
+    with operator_on_bridged_workers(cluster.kubectl, cluster.workdir, TAG, base) as bridged:
+        yield bridged
 
 
 @pytest.fixture
-def ns(kubectl: Kubectl, env: Env, request: pytest.FixtureRequest) -> Iterator[str]:
+def ns(kubectl: Kubectl, env: BridgedOperator, request: pytest.FixtureRequest) -> Iterator[str]:
     yield from operator_namespace(kubectl, env.op, request, TAG)
 
 
@@ -282,7 +277,7 @@ class Outcome:
     dropped_to_scaled_in: float
 
 
-def _scale_in(kubectl: Kubectl, env: Env, ns: str, workdir: Path) -> Outcome:
+def _scale_in(kubectl: Kubectl, env: BridgedOperator, ns: str, workdir: Path) -> Outcome:
     """Phases: the floor of 2 → busy to 6 → 40 live streams → busy load off → 4 victims → all ended."""
     doc = _spec(ns, env.prom.url)
     kubectl.apply(doc)
@@ -363,7 +358,7 @@ def _figures(out: Outcome, cut: list[Call], wall: float) -> None:
 
 
 def test_scale_in_under_40_live_streams_cuts_none_and_removes_the_pods_with_fewest(
-    kubectl: Kubectl, env: Env, ns: str, tmp_path: Path,
+    kubectl: Kubectl, env: BridgedOperator, ns: str, tmp_path: Path,
 ) -> None:
     t0 = time.monotonic()
     out = _scale_in(kubectl, env, ns, tmp_path / "workers")
